@@ -1,0 +1,45 @@
+"""Plumbing shared by the Chapter 1 listings: data, command line, outputs.
+
+Import it before ``keras``: it keeps TensorFlow's start-up chatter (CUDA probes on a
+machine without a GPU, C++ log lines) out of the way, so that a run prints what the
+book shows: the summary, the progress bar and the test accuracy. Set
+``TF_CPP_MIN_LOG_LEVEL=0`` to see TensorFlow's own log again.
+"""
+
+import os
+import sys
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ log: fatal errors only
+
+# Lines TensorFlow writes straight to file descriptor 2 while it looks for a GPU.
+_STARTUP_NOISE = ("absl::InitializeLog", "cudart_stub.cc", "cuda_platform.cc", "cuda_dnn.cc",
+                  "cuda_fft.cc", "cuda_blas.cc", "Unable to register cu")
+
+
+def _import_keras_quietly():
+    """Import keras (and with it the backend) with the known start-up noise filtered out."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        import keras  # noqa: F401
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            log.seek(0)
+            for line in log.read().decode(errors="replace").splitlines(keepends=True):
+                if not any(noise in line for noise in _STARTUP_NOISE):
+                    sys.stderr.write(line)
+
+
+_import_keras_quietly()
+
+from ch1.data import DataError, load_mnist  # noqa: E402
+from ch1.run import Run, fail, load_data, parse_args  # noqa: E402
+
+__all__ = ["DataError", "Run", "fail", "load_data", "load_mnist", "parse_args"]

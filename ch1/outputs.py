@@ -1,0 +1,104 @@
+"""What a run leaves behind: the model diagram, the history plot and a results JSON.
+
+Every file is written to a temporary name first and renamed into place, so an
+interrupted run never leaves a half-written output.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: files only, never a window
+import matplotlib.pyplot as plt  # noqa: E402
+
+GRAPHVIZ_HINT = "install Graphviz for the PNG (apt-get install graphviz | brew install graphviz | conda install graphviz)"
+
+
+class OutputError(Exception):
+    """An output directory that cannot be used (message is one line)."""
+
+
+def prepare_output_dir(path):
+    """Create ``path`` if needed and prove it is writable; raise OutputError if not."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"--output-dir {path}: cannot write there ({exc.strerror or exc})") from None
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path`` (same extension); rename it into place on success."""
+    folder, name = os.path.split(os.path.abspath(path))
+    stem, ext = os.path.splitext(name)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=ext)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json(path, data):
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=False)
+            f.write("\n")
+    return path
+
+
+def save_figure(fig, path, **kwargs):
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, **kwargs)
+    plt.close(fig)
+    return path
+
+
+def graphviz_available():
+    return shutil.which("dot") is not None
+
+
+def plot_model(model, path):
+    """Draw ``model`` like the book (``plot_model(..., show_shapes=True)``).
+
+    Without Graphviz's ``dot`` program, say what to install, write the DOT source
+    as ``<name>.dot`` instead, and return its path: training goes on either way.
+    """
+    import keras
+
+    if graphviz_available():
+        with atomic_path(path) as tmp:
+            keras.utils.plot_model(model, to_file=tmp, show_shapes=True)
+        return path
+    dot_path = os.path.splitext(path)[0] + ".dot"
+    dot = keras.utils.model_to_dot(model, show_shapes=True)
+    with atomic_path(dot_path) as tmp:
+        with open(tmp, "w") as f:
+            f.write(dot.to_string())
+    print(f"Graphviz 'dot' not found: wrote {dot_path} instead of {os.path.basename(path)}; {GRAPHVIZ_HINT}")
+    return dot_path
+
+
+def plot_history(history, path, title):
+    """Loss and accuracy per epoch, from a Keras ``History.history`` dict."""
+    epochs = range(1, len(history["loss"]) + 1)
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, history["loss"], "o-", label="train")
+    ax_acc.plot(epochs, [100 * a for a in history["accuracy"]], "o-", label="train")
+    for ax, label in ((ax_loss, "loss"), (ax_acc, "accuracy (%)")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=100)
