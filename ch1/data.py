@@ -86,6 +86,12 @@ def read_npz(path):
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
     if head != ZIP_MAGIC:
+        if head[:2] == GZIP_MAGIC:
+            try:
+                with gzip.open(path) as f:
+                    head = f.read(4)
+            except (OSError, EOFError):
+                pass
         if _idx_magic(head) is not None:
             raise DataError(f"{path}: a single IDX file; pass the folder that holds all four IDX files")
         raise DataError(f"{path}: neither an npz file nor a folder of MNIST IDX files")
@@ -170,3 +176,8 @@ def validate(arrays, source, full=True):
 def _one_line(exc):
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
+
+
+def prepare_images(x, input_shape):
+    """uint8 images -> float32 in [0, 1], reshaped to a model's input shape (as the listings do)."""
+    return np.reshape(x, (-1,) + tuple(input_shape)).astype("float32") / 255

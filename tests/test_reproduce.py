@@ -1,0 +1,121 @@
+"""reproduce.py: every row of the three tables in smoke mode, resume, shards and merge."""
+
+import csv
+import json
+import os
+
+import pytest
+
+import reproduce
+
+ROWS = {"1.3.2": 18, "1.4.1": 4, "1.5.1": 4}
+
+
+@pytest.fixture(scope="module")
+def smoke_sweep(tmp_path_factory, mnist_npz):
+    """All 26 rows, one seed, one tiny epoch each: run once for the module."""
+    folder = tmp_path_factory.mktemp("sweep")
+    argv = ["--smoke", "--seeds", "1", "--data", mnist_npz, "--results-dir", str(folder / "results"),
+            "--report", str(folder / "RESULTS.md")]
+    report = reproduce.main(argv)
+    return folder, argv, report
+
+
+def test_smoke_fills_every_row_of_every_table(smoke_sweep):
+    folder, _, report = smoke_sweep
+    assert sorted(ROWS) == sorted(reproduce.TABLES)
+    for table_id, count in ROWS.items():
+        assert len(reproduce.TABLES[table_id].rows) == count
+        with open(folder / "results" / f"table-{table_id}-smoke.csv") as f:
+            rows = list(csv.DictReader(f))
+        assert [int(r["row"]) for r in rows] == list(range(1, count + 1))
+        for r in rows:
+            assert r["n"] == "1" and 10 < float(r["test_mean"]) <= 100 and float(r["book_test"]) > 90
+            assert abs(float(r["test_diff"]) - (float(r["test_mean"]) - float(r["book_test"]))) < 1e-3
+            assert r["off"] in ("True", "False")
+        markdown = (folder / "results" / f"table-{table_id}-smoke.md").read_text().strip().splitlines()
+        assert len(markdown) == 2 + count and all(line.startswith("|") for line in markdown)
+        assert f"## Table {table_id}" in report
+    assert (folder / "RESULTS.md").read_text() == report
+    records = [json.loads(line) for line in open(folder / "results" / "records-smoke.jsonl")]
+    assert len(records) == 26 and len({r["key"] for r in records}) == 26
+
+
+def test_listing_rows_are_the_listings(smoke_sweep):
+    """Table rows that are the book's scripts build the scripts' exact models."""
+    folder, _, _ = smoke_sweep
+    records = {(r["table"], r["row"]): r for r in map(json.loads, open(folder / "results" / "records-smoke.jsonl"))}
+    assert records[("1.3.2", 16)]["params"] == 269_322  # Adam, Dropout(0.45): Listing 1.3.2
+    assert records[("1.4.1", 3)]["params"] == 80_266  # Adam, Dropout(0.2): Listing 1.4.1
+    assert records[("1.5.1", 1)]["params"] == 75_530  # SGD, 256 units: Listing 1.5.1
+    assert records[("1.3.2", 12)]["params"] == 784 * 512 + 512 + 512 * 1024 + 1024 + 1024 * 10 + 10
+
+
+def test_rerun_skips_what_is_recorded(smoke_sweep, capsys, monkeypatch):
+    folder, argv, report = smoke_sweep
+    monkeypatch.setattr(reproduce, "run_trial", lambda job: pytest.fail(f"re-ran {job[:3]}"))
+    assert reproduce.main(argv) == report
+    assert "0 trials to run (26 already recorded)" in capsys.readouterr().out
+
+
+def test_interrupted_sweep_resumes(tmp_path, mnist_npz, capsys):
+    argv = ["--smoke", "--seeds", "1", "--table", "1.4.1", "--data", mnist_npz,
+            "--results-dir", str(tmp_path), "--report", str(tmp_path / "R.md")]
+    reproduce.main(argv)
+    path = tmp_path / "records-smoke.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    # Keep two finished runs and half of a third line, as a kill mid-write would.
+    path.write_text("".join(lines[:2]) + lines[2][: len(lines[2]) // 2])
+    capsys.readouterr()
+    reproduce.main(argv)
+    out = capsys.readouterr()
+    assert "2 trials to run (2 already recorded)" in out.out and "skipping an unreadable record" in out.err
+    keys = {json.loads(line)["key"] for line in path.read_text().splitlines() if line.endswith("}")}
+    assert len(keys) == 4
+
+
+def test_shards_cover_every_trial_once():
+    for count in (1, 2, 3, 5, 7):
+        trials = []
+        for index in range(count):
+            args = reproduce.parse_args(["--shard", f"{index}/{count}", "--seeds", "3"])
+            trials += reproduce.plan(args)
+        assert len(trials) == 3 * 26 and len(set(trials)) == 3 * 26
+
+
+def test_shards_merge_to_the_same_table(smoke_sweep, tmp_path, mnist_npz):
+    folder, _, _ = smoke_sweep
+    common = ["--smoke", "--seeds", "1", "--table", "1.4.1", "--data", mnist_npz,
+              "--results-dir", str(tmp_path), "--report", str(tmp_path / "R.md")]
+    for index in range(3):
+        reproduce.main(common + ["--shard", f"{index}/3"])
+    assert sorted(p.name for p in tmp_path.glob("records*.jsonl")) == [
+        "records-smoke-shard-0of3.jsonl", "records-smoke-shard-1of3.jsonl", "records-smoke-shard-2of3.jsonl"]
+    reproduce.main(common + ["--merge"])
+    merged = (tmp_path / "table-1.4.1-smoke.csv").read_text()
+    assert merged == (folder / "results" / "table-1.4.1-smoke.csv").read_text()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--shard", "3/3"], "argument --shard: expected 0 <= i < n"),
+    (["--shard", "x"], "argument --shard: expected i/n"),
+    (["--table", "9.9"], "argument --table: invalid choice"),
+    (["--seeds", "0"], "argument --seeds: must be at least 1"),
+])
+def test_bad_flags(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        reproduce.main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_book_numbers_are_the_chapters():
+    book = {(t, i): (r.book_train, r.book_test) for t, table in reproduce.TABLES.items()
+            for i, r in enumerate(table.rows, 1)}
+    assert book[("1.3.2", 1)] == (93.65, 92.5) and book[("1.3.2", 18)] == (98.70, 97.7)
+    assert book[("1.4.1", 3)] == (99.75, 99.40) and book[("1.5.1", 4)] == (97.88, 98.30)
+    mlp = reproduce.TABLES["1.3.2"].rows
+    assert mlp[0].build == {"hidden_units": (256, 256), "activation": "linear", "dropout": 0.0}
+    assert mlp[1].build == {"hidden_units": (256, 256), "activation": "relu", "dropout": 0.0, "l2_weight": 0.001}
+    assert mlp[8].build["hidden_units"] == (256, 512) and mlp[12].build["hidden_units"] == (1024, 1024)
