@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 from ch1 import outputs
-from ch1.data import prepare_images
+from ch1.data import one_line, prepare_images
 from ch1.run import Parser, add_data_args, fail
 
 plt = outputs.plt
@@ -204,7 +204,7 @@ def main(argv=None):
     try:
         model = keras.saving.load_model(model_path)
     except Exception as exc:  # noqa: BLE001 - any failure: not a loadable Keras model
-        fail(f"{model_path}: not a Keras model ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
+        fail(f"{model_path}: not a Keras model ({one_line(exc)})")
     (x_train, y_train), (x_test, y_test) = ch1.load_data(args)
 
     def save(fig, name):

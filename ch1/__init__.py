@@ -41,5 +41,6 @@ _import_keras_quietly()
 
 from ch1.data import DataError, load_mnist  # noqa: E402
 from ch1.run import Run, fail, load_data, parse_args  # noqa: E402
+from ch1.train import fit  # noqa: E402
 
-__all__ = ["DataError", "Run", "fail", "load_data", "load_mnist", "parse_args"]
+__all__ = ["DataError", "Run", "fail", "fit", "load_data", "load_mnist", "parse_args"]

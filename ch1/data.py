@@ -104,7 +104,7 @@ def read_npz(path):
     except DataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
-        raise DataError(f"{path}: corrupt or truncated npz ({_one_line(exc)})") from None
+        raise DataError(f"{path}: corrupt or truncated npz ({one_line(exc)})") from None
 
 
 def read_idx_dir(folder):
@@ -129,7 +129,7 @@ def read_idx(path):
         if raw[:2] == GZIP_MAGIC:
             raw = gzip.decompress(raw)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise DataError(f"{path}: corrupt or truncated gzip ({_one_line(exc)})") from None
+        raise DataError(f"{path}: corrupt or truncated gzip ({one_line(exc)})") from None
     ndim = _idx_magic(raw[:4])
     if ndim is None:
         raise DataError(f"{path}: not an IDX file of unsigned bytes (bad magic number)")
@@ -173,7 +173,7 @@ def validate(arrays, source, full=True):
             raise DataError(f"{source}: no {split} images")
 
 
-def _one_line(exc):
+def one_line(exc):
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
 

@@ -17,10 +17,16 @@ SMOKE_TRAIN = 6000  # --smoke trains on the first 6,000 training images
 SMOKE_TEST = 2000  # and evaluates on the first 2,000 test images
 
 
+def error(message):
+    """Say what is wrong in one line on stderr: ``prog: error: message``."""
+    prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "ch1"
+    sys.stdout.flush()
+    print(f"{prog}: error: {message}", file=sys.stderr)
+
+
 def fail(message):
     """Say what is wrong in one line and exit with status 2 (no traceback)."""
-    prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "ch1"
-    print(f"{prog}: error: {message}", file=sys.stderr)
+    error(message)
     raise SystemExit(2)
 
 
@@ -71,6 +77,12 @@ def parse_args(doc, argv, epochs, batch_size):
     parser.add_argument("--batch-size", type=positive_int, default=batch_size, help="minibatch size")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (same seed, same numbers)")
     add_data_args(parser)
+    parser.add_argument("--fast", action="store_true",
+                        help="the same training math in one compiled loop per epoch (JAX backend; "
+                        "elsewhere model.fit): see ch1/train.py")
+    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                        help="bfloat16: Keras' mixed_bfloat16 policy (changes the arithmetic; "
+                        "faster only on hardware with bfloat16 units)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.epochs = 1
@@ -174,6 +186,7 @@ class Run:
         except outputs.OutputError as exc:
             fail(str(exc))
         seed_everything(args.seed)
+        keras.mixed_precision.set_global_policy("mixed_bfloat16" if args.precision == "bfloat16" else "float32")
         self.timer = EpochTimer()
 
     def path(self, suffix):
@@ -197,6 +210,8 @@ class Run:
             "batch_size": self.args.batch_size,
             "seed": self.args.seed,
             "smoke": self.args.smoke,
+            "fast": self.args.fast,
+            "precision": self.args.precision,
             "data": self.args.data or os.environ.get("MNIST_DATA") or "keras.datasets.mnist",
             "backend": keras.backend.backend(),
             "versions": versions(),
