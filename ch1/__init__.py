@@ -6,6 +6,7 @@ book shows: the summary, the progress bar and the test accuracy. Set
 ``TF_CPP_MIN_LOG_LEVEL=0`` to see TensorFlow's own log again.
 """
 
+import importlib.util
 import os
 import sys
 import tempfile
@@ -17,17 +18,25 @@ _STARTUP_NOISE = ("absl::InitializeLog", "cudart_stub.cc", "cuda_platform.cc", "
                   "cuda_fft.cc", "cuda_blas.cc", "Unable to register cu")
 
 
+def _import_keras():
+    import keras  # noqa: F401
+
+    # keras.utils.set_random_seed imports TensorFlow too, whatever the backend, where it is installed.
+    if importlib.util.find_spec("tensorflow") is not None:
+        import tensorflow  # noqa: F401
+
+
 def _import_keras_quietly():
-    """Import keras (and with it the backend) with the known start-up noise filtered out."""
+    """Import keras (and TensorFlow) with the known start-up noise filtered out."""
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
-        import keras  # noqa: F401
+        _import_keras()
         return
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as log:
         os.dup2(log.fileno(), 2)
         try:
-            import keras  # noqa: F401
+            _import_keras()
         finally:
             os.dup2(saved, 2)
             os.close(saved)

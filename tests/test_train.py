@@ -3,6 +3,7 @@
 A Keras process has one backend, so these tests run small programs with KERAS_BACKEND=jax.
 """
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -12,7 +13,8 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-pytest.importorskip("jax", reason="the fast path needs JAX (pip install jax)")
+needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None,
+                               reason="the fast path needs JAX (pip install jax)")
 
 
 def run_jax(code, tmp_path):
@@ -54,6 +56,7 @@ print(json.dumps(results))
 """
 
 
+@needs_jax
 def test_fast_path_takes_the_same_steps_as_model_fit(tmp_path):
     results = run_jax(SAME_MATH, tmp_path)
     for optimizer, r in results.items():
@@ -75,6 +78,7 @@ print(json.dumps(out))
 """
 
 
+@needs_jax
 def test_fast_smoke_runs_learn_and_save(tmp_path, mnist_npz, monkeypatch):
     monkeypatch.setenv("MNIST_DATA", mnist_npz)
     results = run_jax(SMOKE.replace("{out!r}", repr(str(tmp_path / "out"))), tmp_path)
@@ -93,3 +97,29 @@ def test_fast_elsewhere_falls_back_to_model_fit(mnist_npz, tmp_path, capsys):
     results = mlp_mnist.main(["--smoke", "--fast", "--data", mnist_npz, "--output-dir", str(tmp_path)])
     assert f"no fast path on the {keras.backend.backend()} backend; training with model.fit" in capsys.readouterr().out
     assert results["test_accuracy"] > 0.5
+
+
+def test_bfloat16_precision_flag(mnist_npz, tmp_path):
+    import keras
+
+    import mlp_mnist
+
+    results = mlp_mnist.main(["--smoke", "--precision", "bfloat16", "--data", mnist_npz, "--output-dir", str(tmp_path)])
+    assert results["precision"] == "bfloat16" and results["test_accuracy"] > 0.5
+    assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    default = mlp_mnist.main(["--smoke", "--data", mnist_npz, "--output-dir", str(tmp_path)])
+    assert default["precision"] == "float32" and keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_benchmark_compares_paths(mnist_npz, tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import bench_train
+
+    report = bench_train.main(["--model", "mlp", "--paths", "plain", "default", "--epochs", "2", "--smoke",
+                               "--data", mnist_npz, "--json", str(tmp_path / "bench.json")])
+    assert json.loads((tmp_path / "bench.json").read_text()) == json.loads(json.dumps(report))
+    plain, default = report["results"]
+    assert (plain["path"], default["path"]) == ("plain", "default") and plain["speedup_vs_plain"] == 1.0
+    assert plain["steady_s_per_epoch"] > 0 and len(plain["epoch_seconds"][0]) == 2
+    # Same seed, same math: the default path is model.fit.
+    assert plain["test_accuracy"] == default["test_accuracy"]
