@@ -188,7 +188,9 @@ def run_trial(job):
         "table": table_id, "row": row_number, "seed": seed, "epochs": epochs,
         "batch_size": args.batch_size, "smoke": args.smoke, "params": model.count_params(),
         "train_accuracy": float(history.history["accuracy"][-1]), "test_accuracy": float(test_accuracy),
-        "fit_seconds": round(seconds, 2), "backend": keras.backend.backend(),
+        "fit_seconds": round(seconds, 2), "history": {k: [round(float(v), 5) for v in vs]
+                                                      for k, vs in history.history.items()},
+        "backend": keras.backend.backend(),
         "device": ch1.run.describe_device(), "versions": ch1.run.versions(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -342,6 +344,11 @@ def write_reports(args, records):
             f"Rows marked in the last column differ from the book's test accuracy by more than {OFF_BY} points.\n\n"
             f"{markdown_table(table, rows)}\nRan on:\n{where}\n"
         )
+    off = [f"- Table {table_id} row {r['row']} ({' '.join(str(r[c]) for c in TABLES[table_id].rows[0].columns)}): "
+           f"measured test {_pm(r['test_mean'], r['test_std'])} % (n={r['n']}) against the book's "
+           f"{r['book_test']:.2f} % ({r['test_diff']:+.2f} points)"
+           for table_id in args.tables for r in summarize(TABLES[table_id], records, args) if r["off"]]
+    sections.append(f"## Rows more than {OFF_BY} points from the book\n\n" + ("\n".join(off) or "None so far.") + "\n")
     discussion_path = os.path.join(args.results_dir, "discussion.md")
     discussion = open(discussion_path).read() if os.path.exists(discussion_path) else ""
     command = "python reproduce.py --merge" + (" --smoke" if args.smoke else "")
