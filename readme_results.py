@@ -1,0 +1,95 @@
+"""Write the README's measured tables from the JSON files that the runs themselves wrote.
+
+    python mlp_mnist.py --output-dir results/listings      # (and cnn_mnist.py, rnn_mnist.py)
+    python benchmarks/bench_train.py --json results/bench/cpu-tensorflow.json
+    python readme_results.py             # rewrites the tables between the markers in README.md
+
+The tables are never typed by hand: each cell comes from results/listings/<name>.json or
+results/bench/*.json.
+"""
+
+import argparse
+import glob
+import json
+import os
+import re
+
+LISTINGS = [  # name, file, the book's stated test accuracy (../shared/book/chapter1.md)
+    ("mlp-mnist", "mlp_mnist.py", "1.3.2", "98.3% (Table 1.3.2: 98.5%)"),
+    ("cnn-mnist", "cnn_mnist.py", "1.4.1", "99.4%"),
+    ("rnn-mnist", "rnn_mnist.py", "1.5.1", "98.3% (Table 1.5.1: 98.0%)"),
+]
+MARKERS = {"listings": ("<!-- listing-results:begin -->", "<!-- listing-results:end -->"),
+           "bench": ("<!-- bench:begin -->", "<!-- bench:end -->")}
+
+
+def table(folder):
+    lines = ["| script | listing | params | epochs | book's test accuracy | measured test accuracy "
+             "| train accuracy (last epoch) | s per epoch | seed | backend and device |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    versions = set()
+    for name, script, listing, book in LISTINGS:
+        path = os.path.join(folder, name + ".json")
+        if not os.path.exists(path):
+            lines.append(f"| `{script}` | {listing} | | | {book} | not run yet | | | | |")
+            continue
+        with open(path) as f:
+            r = json.load(f)
+        if r["smoke"]:
+            raise SystemExit(f"{path}: a --smoke run; the README shows full runs")
+        versions.add(", ".join(f"{k} {v}" for k, v in r["versions"].items()))
+        lines.append(f"| `{script}` | {r['listing']} | {r['params']:,} | {r['epochs']} | {book} "
+                     f"| **{100 * r['test_accuracy']:.2f}%** | {100 * r['train_accuracy']:.2f}% "
+                     f"| {r['seconds_per_epoch']:.1f} | {r['seed']} | {r['backend']}, {r['device']} |")
+    lines.append("")
+    lines.append(f"Versions: {'; '.join(sorted(versions)) or 'none yet'}. "
+                 f"Made by `python readme_results.py` from `{folder}/*.json`.")
+    return "\n".join(lines)
+
+
+def bench_tables(folder):
+    """One table per benchmark JSON: steady s/epoch, compile s, accuracy, speed-up over plain fit."""
+    paths = sorted(glob.glob(os.path.join(folder, "*.json")))
+    if not paths:
+        return "No benchmark recorded yet."
+    blocks = []
+    for path in paths:
+        with open(path) as f:
+            b = json.load(f)
+        versions = ", ".join(f"{k} {v}" for k, v in b["versions"].items())
+        lines = [f"`{path}`: {b['device']}, Keras backend {b['backend']} ({versions}); {b['epochs']} epochs, "
+                 f"batch {b['batch_size']}, {b['repeats']} repeat(s) (seeds 0..{b['repeats'] - 1})"
+                 f"{', smoke data' if b['smoke'] else ''}.", "",
+                 "| model | path | steady s/epoch | compile s | test accuracy % | speed-up vs plain fit |",
+                 "|---|---|---|---|---|---|"]
+        for r in b["results"]:
+            note = f" ({r['note']})" if r.get("note") else ""
+            ratio = f"{r['speedup_vs_plain']:.2f}x" if r.get("speedup_vs_plain") else "—"
+            lines.append(f"| {r['model']} | {r['path']}{note} | {r['steady_s_per_epoch']:.3f} | {r['compile_s']:.1f} "
+                         f"| {r['test_accuracy_mean']:.2f} ± {r['test_accuracy_std']:.2f} | {ratio} |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n\nMade by `python readme_results.py` from the benchmark's JSON files."
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--runs", default="results/listings", help="folder with the runs' <name>.json")
+    parser.add_argument("--bench", default="results/bench", help="folder with benchmark JSON files")
+    parser.add_argument("--readme", default="README.md")
+    args = parser.parse_args(argv)
+    with open(args.readme) as f:
+        text = f.read()
+    for key, body in (("listings", table(args.runs)), ("bench", bench_tables(args.bench))):
+        begin, end = MARKERS[key]
+        if begin not in text or end not in text:
+            raise SystemExit(f"{args.readme}: no {begin} ... {end} markers")
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{body}\n{end}", text,
+                      flags=re.S)
+    with open(args.readme + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(args.readme + ".tmp", args.readme)
+    print(f"Wrote the measured tables into {args.readme}")
+
+
+if __name__ == "__main__":
+    main()
