@@ -19,6 +19,14 @@ _STARTUP_NOISE = ("absl::InitializeLog", "cudart_stub.cc", "cuda_platform.cc", "
 
 
 def _import_keras():
+    config = os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), "keras.json")
+    if importlib.util.find_spec("tensorflow") is None and "KERAS_BACKEND" not in os.environ \
+            and not os.path.exists(config):
+        # Keras' default backend is TensorFlow; without it `import keras` fails deep inside.
+        print(f"{os.path.basename(sys.argv[0] or 'python')}: error: TensorFlow is not installed: "
+              "pip install -r requirements.txt, or choose another backend with KERAS_BACKEND=jax "
+              "(or torch)", file=sys.stderr)
+        raise SystemExit(2)
     import keras  # noqa: F401
 
     # keras.utils.set_random_seed imports TensorFlow too, whatever the backend, where it is installed.
