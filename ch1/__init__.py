@@ -7,6 +7,7 @@ book shows: the summary, the progress bar and the test accuracy. Set
 """
 
 import importlib.util
+import json
 import os
 import sys
 import tempfile
@@ -18,10 +19,20 @@ _STARTUP_NOISE = ("absl::InitializeLog", "cudart_stub.cc", "cuda_platform.cc", "
                   "cuda_fft.cc", "cuda_blas.cc", "Unable to register cu")
 
 
-def _import_keras():
+def _configured_backend():
+    """The backend Keras will use: $KERAS_BACKEND, else keras.json's, else TensorFlow."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
     config = os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), "keras.json")
-    if importlib.util.find_spec("tensorflow") is None and "KERAS_BACKEND" not in os.environ \
-            and not os.path.exists(config):
+    try:
+        with open(config) as f:
+            return json.load(f).get("backend", "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
+def _import_keras():
+    if _configured_backend() == "tensorflow" and importlib.util.find_spec("tensorflow") is None:
         # Keras' default backend is TensorFlow; without it `import keras` fails deep inside.
         print(f"{os.path.basename(sys.argv[0] or 'python')}: error: TensorFlow is not installed: "
               "pip install -r requirements.txt, or choose another backend with KERAS_BACKEND=jax "
