@@ -20,7 +20,7 @@ from keras.utils import to_categorical
 # Network parameters, as in the book: the image is processed as is (square grayscale).
 image_size = 28
 input_shape = (image_size, image_size, 1)
-num_labels = 10
+num_labels = 10  # Book: len(np.unique(y_train)); a constant so that build_model() needs no data
 batch_size = 128
 kernel_size = 3
 pool_size = 2

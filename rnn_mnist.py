@@ -20,7 +20,7 @@ from keras.utils import to_categorical
 # Network parameters, as in the book: an image is 28 timesteps of 28 pixels.
 image_size = 28
 input_shape = (image_size, image_size)
-num_labels = 10
+num_labels = 10  # Book: len(np.unique(y_train)); a constant so that build_model() needs no data
 batch_size = 128
 units = 256
 dropout = 0.2
