@@ -60,7 +60,8 @@ def add_data_args(parser):
     parser.add_argument(
         "--data", metavar="PATH",
         help="a Keras mnist.npz or a folder of the four MNIST IDX files (.gz or raw); "
-        "default: $MNIST_DATA, else keras.datasets.mnist.load_data()",
+        "default: $MNIST_DATA, else keras.datasets.mnist.load_data()"
+        "%(default).0s",  # (an empty field: keeps argparse from adding "(default: None)")
     )
     parser.add_argument("--output-dir", metavar="DIR", default="outputs", help="where results are written")
     parser.add_argument(
