@@ -413,10 +413,11 @@ def main(argv=None):
 
 def sweep(args, records):
     """Run the planned trials that have no record yet, recording each as it ends."""
-    todo = [t for t in plan(args)
+    planned = plan(args)
+    todo = [t for t in planned
             if trial_key(t[0], t[1], t[2], epochs_for(TABLES[t[0]], args), args.batch_size, args.smoke)
             not in records]
-    skipped = len(plan(args)) - len(todo)
+    skipped = len(planned) - len(todo)
     print(f"{len(todo)} trials to run ({skipped} already recorded) in {args.workers} process(es); "
           f"records: {records_path(args)}")
     if not todo:
