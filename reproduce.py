@@ -272,11 +272,14 @@ def _mean(values):
 
 
 def _std(values):
-    return statistics.stdev(values) if len(values) > 1 else (0.0 if values else None)
+    # A spread needs two runs: with one seed there is none to report (not a spread of zero).
+    return statistics.stdev(values) if len(values) > 1 else None
 
 
 def _pm(mean, std, digits=2):
-    return "—" if mean is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    if mean is None:
+        return "—"
+    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def markdown_table(table, rows):
@@ -326,8 +329,10 @@ def write_text(path, text):
 
 def write_reports(args, records):
     """Per table a Markdown table and a CSV under --results-dir, and the RESULTS.md report."""
+    # The report covers every table, whichever ones this command trained, so that a sweep of one
+    # table never drops the others from RESULTS.md.
     sections = []
-    for table_id in args.tables:
+    for table_id in sorted(TABLES):
         table = TABLES[table_id]
         rows = summarize(table, records, args)
         suffix = "-smoke" if args.smoke else ""
@@ -339,7 +344,8 @@ def write_reports(args, records):
             f"## Table {table_id}: {table.title} ({table.name}.py, {epochs_for(table, args)} epochs, "
             f"batch {args.batch_size})\n\n"
             f"{done} of {len(rows) * args.seeds} runs ({len(rows)} rows x {args.seeds} seeds) are recorded. "
-            f"Measured numbers are the mean ± sample std over the n seeds recorded for the row; "
+            f"Measured numbers are the mean ± sample std over the n seeds recorded for the row "
+            f"(a row with one seed shows its single run, with no spread); "
             f"train % is the accuracy Keras reports for the last epoch (dropout active). "
             f"Rows marked in the last column differ from the book's test accuracy by more than {OFF_BY} points.\n\n"
             f"{markdown_table(table, rows)}\nRan on:\n{where}\n"
@@ -347,7 +353,7 @@ def write_reports(args, records):
     off = [f"- Table {table_id} row {r['row']} ({' '.join(str(r[c]) for c in TABLES[table_id].rows[0].columns)}): "
            f"measured test {_pm(r['test_mean'], r['test_std'])} % (n={r['n']}) against the book's "
            f"{r['book_test']:.2f} % ({r['test_diff']:+.2f} points)"
-           for table_id in args.tables for r in summarize(TABLES[table_id], records, args) if r["off"]]
+           for table_id in sorted(TABLES) for r in summarize(TABLES[table_id], records, args) if r["off"]]
     sections.append(f"## Rows more than {OFF_BY} points from the book\n\n" + ("\n".join(off) or "None so far.") + "\n")
     discussion_path = os.path.join(args.results_dir, "discussion.md")
     discussion = open(discussion_path).read() if os.path.exists(discussion_path) else ""

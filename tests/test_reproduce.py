@@ -91,7 +91,8 @@ def test_shards_merge_to_the_same_table(smoke_sweep, tmp_path, mnist_npz):
         reproduce.main(common + ["--shard", f"{index}/3"])
     assert sorted(p.name for p in tmp_path.glob("records*.jsonl")) == [
         "records-smoke-shard-0of3.jsonl", "records-smoke-shard-1of3.jsonl", "records-smoke-shard-2of3.jsonl"]
-    reproduce.main(common + ["--merge"])
+    report = reproduce.main(common + ["--merge"])
+    assert all(f"## Table {t}" in report for t in ROWS)  # a one-table run still reports all three
     assert accuracies(tmp_path / "table-1.4.1-smoke.csv") == accuracies(folder / "results" / "table-1.4.1-smoke.csv")
 
 
@@ -131,3 +132,27 @@ def test_book_numbers_are_the_chapters():
     assert mlp[0].build == {"hidden_units": (256, 256), "activation": "linear", "dropout": 0.0}
     assert mlp[1].build == {"hidden_units": (256, 256), "activation": "relu", "dropout": 0.0, "l2_weight": 0.001}
     assert mlp[8].build["hidden_units"] == (256, 512) and mlp[12].build["hidden_units"] == (1024, 1024)
+
+
+def test_table_cells_are_mean_and_sample_std_and_one_seed_shows_no_spread():
+    """The statistics behind a row: mean ± sample std over seeds; one seed is shown bare."""
+    args = reproduce.parse_args(["--table", "1.4.1"])
+    table = reproduce.TABLES["1.4.1"]
+
+    def record(row, seed, test):
+        return {"key": f"{row}|{seed}", "table": "1.4.1", "row": row, "seed": seed, "epochs": table.epochs,
+                "batch_size": args.batch_size, "smoke": False, "test_accuracy": test,
+                "train_accuracy": 0.99, "fit_seconds": 1.0}
+
+    records = [record(1, 0, 0.97), record(1, 1, 0.98), record(1, 2, 0.99), record(2, 0, 0.9925)]
+    rows = reproduce.summarize(table, {r["key"]: r for r in records}, args)
+    assert rows[0]["n"] == 3 and rows[0]["test_mean"] == pytest.approx(98.0)
+    assert rows[0]["test_std"] == pytest.approx(1.0)  # sample std (n - 1), not population
+    assert rows[0]["off"] == (abs(98.0 - table.rows[0].book_test) > reproduce.OFF_BY)
+    assert rows[1]["n"] == 1 and rows[1]["test_std"] is None and rows[2]["n"] == 0
+    lines = reproduce.markdown_table(table, rows).splitlines()
+    assert "| 98.00 ± 1.00 |" in lines[2] and "| 3 |" in lines[2]
+    assert "| 99.25 |" in lines[3] and "±" not in lines[3]
+    assert "| — |" in lines[4]
+    csv_rows = list(csv.DictReader(reproduce.csv_table(table, rows).splitlines()))
+    assert csv_rows[0]["test_std"] == "1.0000" and csv_rows[1]["test_std"] == "" and csv_rows[1]["seeds"] == "0"
