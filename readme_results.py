@@ -47,6 +47,12 @@ def table(folder):
     return "\n".join(lines)
 
 
+def accuracy(r, repeats):
+    """Mean ± std over the repeats; one run has no spread and is shown alone."""
+    std = r.get("test_accuracy_std") if r.get("repeats", repeats) > 1 else None
+    return f"{r['test_accuracy_mean']:.2f}" + ("" if std is None else f" ± {std:.2f}")
+
+
 def bench_tables(folder):
     """One table per benchmark JSON: steady s/epoch, compile s, accuracy, speed-up over plain fit."""
     paths = sorted(glob.glob(os.path.join(folder, "*.json")))
@@ -66,7 +72,7 @@ def bench_tables(folder):
             note = f" ({r['note']})" if r.get("note") else ""
             ratio = f"{r['speedup_vs_plain']:.2f}x" if r.get("speedup_vs_plain") else "—"
             lines.append(f"| {r['model']} | {r['path']}{note} | {r['steady_s_per_epoch']:.3f} | {r['compile_s']:.1f} "
-                         f"| {r['test_accuracy_mean']:.2f} ± {r['test_accuracy_std']:.2f} | {ratio} |")
+                         f"| {accuracy(r, b['repeats'])} | {ratio} |")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n\nMade by `python readme_results.py` from the benchmark's JSON files."
 
