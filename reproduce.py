@@ -261,10 +261,22 @@ def summarize(table, records, args):
                    "train_mean": _mean(train), "train_std": _std(train),
                    "test_mean": _mean(test), "test_std": _std(test),
                    "seconds_mean": _mean([r["fit_seconds"] for r in runs])}
+        # How fast a row was still learning when training stopped: the last epoch's rise in training
+        # accuracy (points), over the runs whose records keep their per-epoch history.
+        gains = [100 * (r["history"]["accuracy"][-1] - r["history"]["accuracy"][-2]) for r in runs
+                 if len(r.get("history", {}).get("accuracy", [])) > 1]
+        summary["last_epoch_gain"], summary["last_epoch_gain_n"] = _mean(gains), len(gains)
         summary["test_diff"] = None if summary["test_mean"] is None else summary["test_mean"] - row.book_test
         summary["off"] = summary["test_diff"] is not None and abs(summary["test_diff"]) > OFF_BY
         rows.append(summary)
     return rows
+
+
+def _still_learning(r):
+    if not r["last_epoch_gain_n"]:
+        return ""
+    return (f"; training accuracy rose {r['last_epoch_gain']:+.2f} points in the last epoch "
+            f"(mean of {r['last_epoch_gain_n']} run{'s' * (r['last_epoch_gain_n'] != 1)} with history)")
 
 
 def _mean(values):
@@ -299,14 +311,15 @@ def markdown_table(table, rows):
 def csv_table(table, rows):
     config = list(table.rows[0].columns)
     fields = ["row", *config, "book_train", "book_test", "train_mean", "train_std", "test_mean", "test_std",
-              "n", "seeds", "test_diff", "off", "seconds_mean"]
+              "n", "seeds", "test_diff", "off", "seconds_mean", "last_epoch_gain", "last_epoch_gain_n"]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for r in rows:
         writer.writerow({**r, "seeds": " ".join(map(str, r["seeds"])),
                          **{k: "" if r[k] is None else f"{r[k]:.4f}" for k in
-                            ("train_mean", "train_std", "test_mean", "test_std", "test_diff", "seconds_mean")}})
+                            ("train_mean", "train_std", "test_mean", "test_std", "test_diff", "seconds_mean",
+                             "last_epoch_gain")}})
     return buffer.getvalue()
 
 
@@ -352,7 +365,7 @@ def write_reports(args, records):
         )
     off = [f"- Table {table_id} row {r['row']} ({' '.join(str(r[c]) for c in TABLES[table_id].rows[0].columns)}): "
            f"measured test {_pm(r['test_mean'], r['test_std'])} % (n={r['n']}) against the book's "
-           f"{r['book_test']:.2f} % ({r['test_diff']:+.2f} points)"
+           f"{r['book_test']:.2f} % ({r['test_diff']:+.2f} points)" + _still_learning(r)
            for table_id in sorted(TABLES) for r in summarize(TABLES[table_id], records, args) if r["off"]]
     sections.append(f"## Rows more than {OFF_BY} points from the book\n\n" + ("\n".join(off) or "None so far.") + "\n")
     discussion_path = os.path.join(args.results_dir, "discussion.md")

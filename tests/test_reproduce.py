@@ -145,7 +145,11 @@ def test_table_cells_are_mean_and_sample_std_and_one_seed_shows_no_spread():
                 "train_accuracy": 0.99, "fit_seconds": 1.0}
 
     records = [record(1, 0, 0.97), record(1, 1, 0.98), record(1, 2, 0.99), record(2, 0, 0.9925)]
+    records[1]["history"] = {"accuracy": [0.9, 0.95, 0.96]}  # still learning: +1 point in the last epoch
+    records[2]["history"] = {"accuracy": [0.9, 0.96, 0.98]}  # +2 points
     rows = reproduce.summarize(table, {r["key"]: r for r in records}, args)
+    assert rows[0]["last_epoch_gain"] == pytest.approx(1.5) and rows[0]["last_epoch_gain_n"] == 2
+    assert rows[1]["last_epoch_gain"] is None and rows[1]["last_epoch_gain_n"] == 0
     assert rows[0]["n"] == 3 and rows[0]["test_mean"] == pytest.approx(98.0)
     assert rows[0]["test_std"] == pytest.approx(1.0)  # sample std (n - 1), not population
     assert rows[0]["off"] == (abs(98.0 - table.rows[0].book_test) > reproduce.OFF_BY)
