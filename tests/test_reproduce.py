@@ -160,3 +160,19 @@ def test_table_cells_are_mean_and_sample_std_and_one_seed_shows_no_spread():
     assert "| — |" in lines[4]
     csv_rows = list(csv.DictReader(reproduce.csv_table(table, rows).splitlines()))
     assert csv_rows[0]["test_std"] == "1.0000" and csv_rows[1]["test_std"] == "" and csv_rows[1]["seeds"] == "0"
+
+
+def test_committed_results_are_generated_from_the_committed_records(tmp_path, monkeypatch):
+    """RESULTS.md and results/table-*.{md,csv} are exactly what --merge makes of the records."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    (tmp_path / "results").mkdir()
+    for name in os.listdir(os.path.join(root, "results")):
+        if name.startswith("records") and name.endswith(".jsonl") or name == "discussion.md":
+            (tmp_path / "results" / name).write_bytes(open(os.path.join(root, "results", name), "rb").read())
+    monkeypatch.chdir(tmp_path)  # the report names its sources relative to the repository
+    reproduce.main(["--merge"])
+    assert (tmp_path / "RESULTS.md").read_text() == open(os.path.join(root, "RESULTS.md")).read()
+    for table_id in ROWS:
+        for ext in ("md", "csv"):
+            name = f"table-{table_id}.{ext}"
+            assert (tmp_path / "results" / name).read_text() == open(os.path.join(root, "results", name)).read()
