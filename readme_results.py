@@ -14,6 +14,8 @@ import json
 import os
 import re
 
+from ch1.outputs import mean_std
+
 LISTINGS = [  # name, file, the book's stated test accuracy (../shared/book/chapter1.md)
     ("mlp-mnist", "mlp_mnist.py", "1.3.2", "98.3% (Table 1.3.2: 98.5%)"),
     ("cnn-mnist", "cnn_mnist.py", "1.4.1", "99.4%"),
@@ -47,12 +49,6 @@ def table(folder):
     return "\n".join(lines)
 
 
-def accuracy(r, repeats):
-    """Mean ± std over the repeats; one run has no spread and is shown alone."""
-    std = r.get("test_accuracy_std") if r.get("repeats", repeats) > 1 else None
-    return f"{r['test_accuracy_mean']:.2f}" + ("" if std is None else f" ± {std:.2f}")
-
-
 def bench_tables(folder):
     """One table per benchmark JSON: steady s/epoch, compile s, accuracy, speed-up over plain fit."""
     paths = sorted(glob.glob(os.path.join(folder, "*.json")))
@@ -71,8 +67,11 @@ def bench_tables(folder):
         for r in b["results"]:
             note = f" ({r['note']})" if r.get("note") else ""
             ratio = f"{r['speedup_vs_plain']:.2f}x" if r.get("speedup_vs_plain") else "—"
+            # One repeat has no spread (older files wrote 0.0 for it).
+            std = r.get("test_accuracy_std") if r.get("repeats", b["repeats"]) > 1 else None
+            accuracy = mean_std(r["test_accuracy_mean"], std)
             lines.append(f"| {r['model']} | {r['path']}{note} | {r['steady_s_per_epoch']:.3f} | {r['compile_s']:.1f} "
-                         f"| {accuracy(r, b['repeats'])} | {ratio} |")
+                         f"| {accuracy} | {ratio} |")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n\nMade by `python readme_results.py` from the benchmark's JSON files."
 

@@ -288,12 +288,6 @@ def _std(values):
     return statistics.stdev(values) if len(values) > 1 else None
 
 
-def _pm(mean, std, digits=2):
-    if mean is None:
-        return "—"
-    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
 def markdown_table(table, rows):
     config = list(table.rows[0].columns)
     head = ["#", *config, "book train %", "book test %", "train % (mean ± std)", "test % (mean ± std)",
@@ -302,7 +296,8 @@ def markdown_table(table, rows):
     for r in rows:
         diff = "—" if r["test_diff"] is None else f"{r['test_diff']:+.2f}"
         cells = [r["row"], *(r[c] for c in config), f"{r['book_train']:.2f}", f"{r['book_test']:.2f}",
-                 _pm(r["train_mean"], r["train_std"]), _pm(r["test_mean"], r["test_std"]), r["n"], diff,
+                 outputs.mean_std(r["train_mean"], r["train_std"]), outputs.mean_std(r["test_mean"], r["test_std"]),
+                 r["n"], diff,
                  "**yes**" if r["off"] else ""]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
@@ -344,10 +339,14 @@ def write_reports(args, records):
     """Per table a Markdown table and a CSV under --results-dir, and the RESULTS.md report."""
     # The report covers every table, whichever ones this command trained, so that a sweep of one
     # table never drops the others from RESULTS.md.
-    sections = []
+    sections, off = [], []
     for table_id in sorted(TABLES):
         table = TABLES[table_id]
         rows = summarize(table, records, args)
+        off += [f"- Table {table_id} row {r['row']} ({' '.join(str(r[c]) for c in table.rows[0].columns)}): "
+                f"measured test {outputs.mean_std(r['test_mean'], r['test_std'])} % (n={r['n']}) against the "
+                f"book's {r['book_test']:.2f} % ({r['test_diff']:+.2f} points)" + _still_learning(r)
+                for r in rows if r["off"]]
         suffix = "-smoke" if args.smoke else ""
         write_text(os.path.join(args.results_dir, f"table-{table_id}{suffix}.md"), markdown_table(table, rows))
         write_text(os.path.join(args.results_dir, f"table-{table_id}{suffix}.csv"), csv_table(table, rows))
@@ -363,10 +362,6 @@ def write_reports(args, records):
             f"Rows marked in the last column differ from the book's test accuracy by more than {OFF_BY} points.\n\n"
             f"{markdown_table(table, rows)}\nRan on:\n{where}\n"
         )
-    off = [f"- Table {table_id} row {r['row']} ({' '.join(str(r[c]) for c in TABLES[table_id].rows[0].columns)}): "
-           f"measured test {_pm(r['test_mean'], r['test_std'])} % (n={r['n']}) against the book's "
-           f"{r['book_test']:.2f} % ({r['test_diff']:+.2f} points)" + _still_learning(r)
-           for table_id in sorted(TABLES) for r in summarize(TABLES[table_id], records, args) if r["off"]]
     sections.append(f"## Rows more than {OFF_BY} points from the book\n\n" + ("\n".join(off) or "None so far.") + "\n")
     discussion_path = os.path.join(args.results_dir, "discussion.md")
     discussion = open(discussion_path).read() if os.path.exists(discussion_path) else ""

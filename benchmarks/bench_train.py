@@ -72,12 +72,6 @@ def summarize(runs):
             "repeats": len(runs), "epoch_seconds": [seconds for seconds, _ in runs], "test_accuracy": accuracies}
 
 
-def accuracy_cell(r):
-    """'98.89 ± 0.05' over repeats; a single run has no spread, so it is shown alone."""
-    std = r["test_accuracy_std"] if r["repeats"] > 1 else None
-    return f"{r['test_accuracy_mean']:.2f}" + ("" if std is None else f" ± {std:.2f}")
-
-
 def parse_args(argv):
     parser = Parser(__doc__)
     parser.add_argument("--model", nargs="+", choices=sorted(LISTINGS), default=["cnn"], help="which listings")
@@ -125,7 +119,7 @@ def main(argv=None):
         ratio = f"{r['speedup_vs_plain']:.2f}x" if r["speedup_vs_plain"] else "—"
         print(f"| {r['model']} | {r['path']}{' (' + r['note'] + ')' if 'note' in r else ''} "
               f"| {r['steady_s_per_epoch']:.3f} | {r['compile_s']:.2f} "
-              f"| {accuracy_cell(r)} (n={r['repeats']}) | {ratio} |")
+              f"| {outputs.mean_std(r['test_accuracy_mean'], r['test_accuracy_std'])} (n={r['repeats']}) | {ratio} |")
     report = {"device": device, "backend": backend, "versions": versions(), "epochs": args.epochs,
               "batch_size": args.batch_size, "repeats": args.repeats, "smoke": args.smoke, "results": results}
     outputs.write_json(args.json, report)
