@@ -12,7 +12,9 @@
     python figures.py                                                   # figures into outputs/
 """
 
-import ch1  # plumbing; imported before keras to quiet start-up
+from ch1 import quiet_startup
+
+quiet_startup()  # before Keras loads TensorFlow: its start-up notices stay off stderr
 
 import json
 import os
@@ -21,11 +23,12 @@ import keras
 import numpy as np
 
 from ch1 import outputs
+from ch1.cli import Parser, add_data_arg, fail, output_dir, seed
 from ch1.data import one_line, prepare_images
-from ch1.run import Parser, add_data_args, fail
+from ch1.run import add_smoke_arg, load_data
+from ch1.tables import LISTINGS
 
 plt = outputs.plt
-SCRIPTS = (("mlp-mnist", "1.3.2"), ("cnn-mnist", "1.4.1"), ("rnn-mnist", "1.5.1"))
 
 
 def sampler(x_train, y_train, seed):
@@ -135,6 +138,7 @@ def curves_figure(runs):
         for ax in axes[:, col]:
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
+            outputs.whole_epochs(ax)
     fig.suptitle("Training curves of the three listings" + (" (smoke runs)" if runs[0]["smoke"] else ""))
     fig.tight_layout()
     return fig
@@ -180,32 +184,38 @@ def parse_args(argv):
     parser = Parser(__doc__)
     parser.add_argument("--models-dir", metavar="DIR", default="outputs",
                         help="where the scripts wrote <name>.json and cnn-mnist.keras")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sampler's random digits")
-    add_data_args(parser)
-    args = parser.parse_args(argv)
-    return args
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the sampler's random digits")
+    add_data_arg(parser)
+    parser.add_argument("--output-dir", metavar="DIR", default="outputs", help="where the figures are written")
+    add_smoke_arg(parser)
+    return parser.parse_args(argv)
+
+
+def read_run(path):
+    """A script's results JSON, or exit with one line if it is not one."""
+    try:
+        with open(path, "rb") as f:
+            run = json.loads(f.read(10_000_000).decode("utf-8"))
+        if not isinstance(run["history"]["loss"], list) or not isinstance(run["test_accuracy"], (int, float)):
+            raise TypeError("wrong types")
+        return run
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        fail(f"{path}: not a results JSON of the scripts ({one_line(exc)[:120]})")
 
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        outputs.prepare_output_dir(args.output_dir)
-    except outputs.OutputError as exc:
-        fail(str(exc))
+    output_dir(args.output_dir)
     model_path = os.path.join(args.models_dir, "cnn-mnist.keras")
-    runs = []
-    for name, _ in SCRIPTS:
-        path = os.path.join(args.models_dir, name + ".json")
-        if os.path.exists(path):
-            with open(path) as f:
-                runs.append(json.load(f))
+    runs = [read_run(path) for path in (os.path.join(args.models_dir, listing.name + ".json")
+                                        for listing in LISTINGS.values()) if os.path.isfile(path)]
     if not os.path.exists(model_path):
         fail(f"{model_path}: no trained CNN here; run `python cnn_mnist.py` first (or pass --models-dir)")
     try:
         model = keras.saving.load_model(model_path)
     except Exception as exc:  # noqa: BLE001 - any failure: not a loadable Keras model
         fail(f"{model_path}: not a Keras model ({one_line(exc)})")
-    (x_train, y_train), (x_test, y_test) = ch1.load_data(args)
+    (x_train, y_train), (x_test, y_test) = load_data(args)
 
     def save(fig, name):
         path = outputs.save_figure(fig, os.path.join(args.output_dir, name), dpi=100)

@@ -1,7 +1,7 @@
 """Write the README's measured tables from the JSON files that the runs themselves wrote.
 
     python mlp_mnist.py --output-dir results/listings      # (and cnn_mnist.py, rnn_mnist.py)
-    python benchmarks/bench_train.py --json results/bench/cpu-tensorflow.json
+    python -m benchmarks.bench_train --json results/bench/cpu-tensorflow-cnn.json
     python readme_results.py             # rewrites the tables between the markers in README.md
 
 The tables are never typed by hand: each cell comes from results/listings/<name>.json or
@@ -15,12 +15,7 @@ import os
 import re
 
 from ch1.outputs import mean_std
-
-LISTINGS = [  # name, file, the book's stated test accuracy (../shared/book/chapter1.md)
-    ("mlp-mnist", "mlp_mnist.py", "1.3.2", "98.3% (Table 1.3.2: 98.5%)"),
-    ("cnn-mnist", "cnn_mnist.py", "1.4.1", "99.4%"),
-    ("rnn-mnist", "rnn_mnist.py", "1.5.1", "98.3% (Table 1.5.1: 98.0%)"),
-]
+from ch1.tables import LISTINGS, row
 MARKERS = {"listings": ("<!-- listing-results:begin -->", "<!-- listing-results:end -->"),
            "bench": ("<!-- bench:begin -->", "<!-- bench:end -->")}
 
@@ -30,10 +25,14 @@ def table(folder):
              "| train accuracy (last epoch) | s per epoch | seed | backend and device |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     versions = set()
-    for name, script, listing, book in LISTINGS:
-        path = os.path.join(folder, name + ".json")
+    for listing in LISTINGS.values():
+        script, table_test = listing.script, row(listing.table, listing.row).book_test
+        book = f"{listing.book_test}%"
+        if table_test != listing.book_test:
+            book += f" (Table {listing.table}: {table_test}%)"
+        path = os.path.join(folder, listing.name + ".json")
         if not os.path.exists(path):
-            lines.append(f"| `{script}` | {listing} | | | {book} | not run yet | | | | |")
+            lines.append(f"| `{script}` | {listing.number} | | | {book} | not run yet | | | | |")
             continue
         with open(path) as f:
             r = json.load(f)

@@ -1,19 +1,21 @@
 """What a run leaves behind: the model diagram, the history plot and a results JSON.
 
 Every file is written to a temporary name first and renamed into place, so an
-interrupted run never leaves a half-written output.
+interrupted run never leaves a half-written output; files get the usual permissions
+(0644 under the common umask 022), as any program's would. Nothing here imports Keras.
 """
 
 import contextlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 
 import matplotlib
 
 matplotlib.use("Agg")  # headless: files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 GRAPHVIZ_HINT = "install Graphviz for the PNG (apt-get install graphviz | brew install graphviz | conda install graphviz)"
 
@@ -29,26 +31,59 @@ def mean_std(mean, std, digits=2):
     return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def prepare_output_dir(path):
-    """Create ``path`` if needed and prove it is writable; raise OutputError if not."""
+def prepare_output_dir(path, flag="--output-dir"):
+    """Create the folder ``path`` if needed and prove it is writable; raise OutputError if not."""
     try:
         os.makedirs(path, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
-            pass
+        _probe(path)
     except OSError as exc:
-        raise OutputError(f"--output-dir {path}: cannot write there ({exc.strerror or exc})") from None
+        raise OutputError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from None
     return path
+
+
+def check_output_file(path, flag):
+    """Prove that the file ``path`` can be written (its folder exists and is writable, it is
+    not a folder), without creating it; raise OutputError if not."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise OutputError(f"{flag} {path}: a folder, not a file")
+    if not os.path.isdir(folder):
+        raise OutputError(f"{flag} {path}: no folder {folder}")
+    try:
+        _probe(folder)
+    except OSError as exc:
+        raise OutputError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from None
+    return path
+
+
+def _probe(folder):
+    """Create and remove a file in ``folder`` (raises OSError where that is not possible)."""
+    probe = os.path.join(folder, f".write-test.{secrets.token_hex(4)}")
+    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    os.remove(probe)
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary path beside ``path`` (same extension); rename it into place on success."""
+    """Yield a temporary path beside ``path`` (same extension); rename it into place on success.
+
+    The file lands with the permissions the umask gives a new file (0644 under 022). On any
+    exception, Ctrl-C or SIGTERM included (see ch1.cli), the temporary file is removed.
+    """
     folder, name = os.path.split(os.path.abspath(path))
     stem, ext = os.path.splitext(name)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=ext)
-    os.close(fd)
+    tmp = os.path.join(folder, f".{stem}.{secrets.token_hex(4)}{ext}")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield tmp
+        if os.path.exists(tmp):
+            os.chmod(tmp, 0o666 & ~_umask())  # whatever the writer did to the mode
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -106,6 +141,12 @@ def plot_history(history, path, title):
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()
+        whole_epochs(ax)
     fig.suptitle(title)
     fig.tight_layout()
     return save_figure(fig, path, dpi=100)
+
+
+def whole_epochs(ax):
+    """Tick an epoch axis at whole numbers only (a one-epoch run is not ticked 0.96 .. 1.04)."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))

@@ -1,12 +1,20 @@
-"""Training: the book's ``model.fit``, and a fast path with the same math (``--fast``).
+"""Training one configuration of the chapter the way its listing does, for the tools.
 
-The book's models are tiny, so on a GPU plain ``model.fit`` on NumPy arrays spends most
-of its time feeding batches, not computing. The fast path (JAX backend) keeps the dataset
-on the device and runs each epoch as one compiled loop over shuffled minibatches with
-Keras' stateless APIs (``model.stateless_call``, ``optimizer.stateless_apply``): the same
-model and optimizer objects, the same loss, batch size, epochs and update rule, so the
-weights are evaluated and saved as usual afterwards. Where it does not apply (another
-backend) ``fit`` says so and uses ``model.fit``.
+:func:`train_and_evaluate` is the one home of the listings' sequence outside the listings
+themselves: prepare the data, compile with categorical cross-entropy and accuracy, fit,
+evaluate on the test set. reproduce.py's trials and the benchmarks call it with a listing's
+``build_model``; the listings spell the same lines out as the book prints them.
+
+Two speed options live here and not in the listings:
+
+- ``precision="bfloat16"``: Keras' ``mixed_bfloat16`` policy. It changes the arithmetic, and
+  whether it is faster depends on the CPU (bfloat16 units: AVX512-BF16, AMX) or GPU:
+  benchmarks/bench_train.py measures it on the machine at hand.
+- ``fast=True``: each epoch as one compiled JAX loop over shuffled minibatches, with the
+  dataset kept on the device (:func:`fit_compiled`). It is meant for an accelerator, where
+  plain ``model.fit`` spends time feeding small batches; on a CPU it was measured slower than
+  ``model.fit`` (README, "Speed"), so there :func:`fit` says so in one line and uses
+  ``model.fit``.
 """
 
 import time
@@ -14,29 +22,104 @@ import time
 import keras
 import numpy as np
 
+from ch1.data import NUM_LABELS, prepare_images
 
-class History:
-    """What ``model.fit`` returns that the scripts use: ``.history`` (per-epoch lists)."""
+
+def seed_everything(seed):
+    """Seed Python, NumPy and the backend; make TensorFlow's ops deterministic."""
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def make_optimizer(name, learning_rate=None):
+    """Keras' optimizer ``name`` ("sgd", "adam", "rmsprop") with its default settings, or with
+    ``learning_rate`` instead of the default one."""
+    if learning_rate is None:
+        return name
+    config = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}
+    return config[name](learning_rate=learning_rate)
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Wall-clock seconds and Keras' logs (loss, accuracy, val_...) of every epoch."""
 
     def __init__(self):
-        self.history = {"loss": [], "accuracy": []}
+        super().__init__()
+        self.seconds, self.history = [], {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
 
 
-def fast_path_available():
-    return keras.backend.backend() == "jax"
+def accelerator():
+    """The accelerator JAX computes on (e.g. "gpu"), or None: the fast path is for those only."""
+    if keras.backend.backend() != "jax":
+        return None
+    import jax
+
+    platform = jax.devices()[0].platform
+    return None if platform == "cpu" else platform
 
 
-def fit(model, x, y, epochs, batch_size, callbacks=(), fast=False, shuffle=True, verbose="auto"):
-    """``model.fit(x, y, epochs=..., batch_size=...)``, or with ``fast`` the compiled loop."""
-    if fast and not fast_path_available():
-        print(f"--fast: no fast path on the {keras.backend.backend()} backend; training with model.fit")
-    if not fast or not fast_path_available():
-        return model.fit(x, y, epochs=epochs, batch_size=batch_size, callbacks=list(callbacks), shuffle=shuffle,
-                         verbose=verbose)
-    return _fit_jax(model, x, y, epochs, batch_size, callbacks, shuffle, verbose)
+def fit(model, x, y, epochs, batch_size, callbacks=(), fast=False, validation_data=None, verbose=0):
+    """``model.fit(x, y, epochs=..., batch_size=...)``; with ``fast`` on an accelerator, :func:`fit_compiled`."""
+    if fast and accelerator() is None:
+        print("fast path: meant for JAX on an accelerator, slower than model.fit on a CPU; "
+              "training with model.fit", flush=True)
+    if fast and accelerator() is not None and validation_data is None:
+        return fit_compiled(model, x, y, epochs, batch_size, callbacks, verbose=verbose)
+    return model.fit(x, y, epochs=epochs, batch_size=batch_size, callbacks=list(callbacks),
+                     validation_data=validation_data, verbose=verbose)
 
 
-def _fit_jax(model, x, y, epochs, batch_size, callbacks, shuffle, verbose):
+def train_and_evaluate(build_model, build_args, optimizer, data, epochs, batch_size, seed, learning_rate=None,
+                       precision="float32", fast=False, validation=False, verbose=0):
+    """Train one configuration as its listing does and evaluate it on the test set.
+
+    ``build_model(**build_args)`` makes the model; ``data`` is MNIST as loaded (uint8 images,
+    integer labels). ``validation`` also evaluates the test set after every epoch (Keras'
+    ``validation_data``; the training itself is unchanged). Returns a dict: the model,
+    test and train accuracy, the per-epoch history and seconds.
+    """
+    (x_train, y_train), (x_test, y_test) = data
+    keras.backend.clear_session()  # fresh layer names and graph for every run
+    seed_everything(seed)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
+    try:
+        model = build_model(**build_args)
+        shape = model.input_shape[1:]
+        x_train, x_test = prepare_images(x_train, shape), prepare_images(x_test, shape)
+        y_train = keras.utils.to_categorical(y_train, NUM_LABELS)
+        y_test = keras.utils.to_categorical(y_test, NUM_LABELS)
+        model.compile(loss="categorical_crossentropy", optimizer=make_optimizer(optimizer, learning_rate),
+                      metrics=["accuracy"])
+        log = EpochLog()
+        fit(model, x_train, y_train, epochs, batch_size, callbacks=[log], fast=fast,
+            validation_data=(x_test, y_test) if validation else None, verbose=verbose)
+        _, test_accuracy = model.evaluate(x_test, y_test, batch_size=batch_size, verbose=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    return {"model": model, "test_accuracy": float(test_accuracy), "train_accuracy": log.history["accuracy"][-1],
+            "history": log.history, "epoch_seconds": log.seconds, "params": model.count_params()}
+
+
+def fit_compiled(model, x, y, epochs, batch_size, callbacks=(), shuffle=True, verbose=0):
+    """The same training math as ``model.fit`` in one compiled JAX loop per epoch (JAX backend).
+
+    Keeps the dataset on the device and runs each epoch's shuffled minibatches in a
+    ``jax.lax.scan`` with Keras' stateless APIs (``model.stateless_call``,
+    ``optimizer.stateless_apply``): the same model and optimizer objects, loss, batch size,
+    epochs and update rule, so the model is evaluated and saved as usual afterwards. With
+    ``verbose``, one line per epoch.
+    """
     import jax
     import jax.numpy as jnp
 
@@ -83,7 +166,7 @@ def _fit_jax(model, x, y, epochs, batch_size, callbacks, shuffle, verbose):
     x_all, y_all = jnp.asarray(x), jnp.asarray(y)
     state = ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables],
              [v.value for v in optimizer.variables])
-    history = History()
+    history = {"loss": [], "accuracy": []}
     for callback in callbacks:
         callback.set_model(model)
     for epoch in range(epochs):
@@ -93,8 +176,8 @@ def _fit_jax(model, x, y, epochs, batch_size, callbacks, shuffle, verbose):
         order = np.random.permutation(n) if shuffle else np.arange(n)
         state, loss, accuracy = run_epoch(state, x_all, y_all, jnp.asarray(order))
         loss, accuracy = float(loss), float(accuracy)  # waits for the device
-        history.history["loss"].append(loss)
-        history.history["accuracy"].append(accuracy)
+        history["loss"].append(loss)
+        history["accuracy"].append(accuracy)
         for callback in callbacks:
             callback.on_epoch_end(epoch, {"loss": loss, "accuracy": accuracy})
         if verbose:

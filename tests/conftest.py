@@ -1,6 +1,17 @@
-"""Shared fixtures: the genuine MNIST files and small hand-made bad ones."""
+"""Shared fixtures: the genuine MNIST, found the way a user has it, and places to run scripts.
 
+The tests train and check on real MNIST. They look for it, in this order:
+1. ``$MNIST_DATA``: a Keras-layout ``mnist.npz`` (enough on its own) or a folder holding one
+   or the four IDX files;
+2. Keras' own cache, ``~/.keras/datasets/mnist.npz`` (``$KERAS_HOME`` if set), where
+   ``python cnn_mnist.py`` put it when it downloaded MNIST (checked, never re-downloaded).
+With neither, the run stops at once with one message saying how to get the data. The IDX
+tests write the IDX files they need from the npz into a temporary folder.
+"""
+
+import gzip
 import os
+import struct
 import sys
 
 import pytest
@@ -8,35 +19,102 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import ch1  # noqa: E402,F401  (quiet keras start-up before anything imports keras)
+from ch1 import quiet_startup  # noqa: E402
+
+quiet_startup()  # as the scripts do: TensorFlow's start-up notices stay off the test output
+
+NO_DATA = (
+    "no MNIST found for the tests. Point MNIST_DATA at a Keras mnist.npz (or a folder with it or the four "
+    "MNIST IDX files), or run `python cnn_mnist.py` once with internet so that Keras caches "
+    "~/.keras/datasets/mnist.npz."
+)
 
 
-def _mnist_dir():
-    for candidate in (os.environ.get("MNIST_DATA"), os.path.join(ROOT, "..", "shared", "mnist")):
-        if candidate and os.path.exists(candidate):
-            return os.path.abspath(candidate)
-    pytest.fail("MNIST not found: set MNIST_DATA to a folder with mnist.npz and the IDX files (see README)")
+def keras_cache():
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return os.path.join(home, "datasets", "mnist.npz")
+
+
+def find_mnist():
+    """``(path, arrays)`` of the first usable source (see the module docstring), or a reason why none."""
+    from ch1.data import DataError, load_mnist
+
+    candidates = []
+    if os.environ.get("MNIST_DATA"):
+        path = os.environ["MNIST_DATA"]
+        if os.path.isdir(path) and os.path.isfile(os.path.join(path, "mnist.npz")):
+            path = os.path.join(path, "mnist.npz")
+        candidates.append(("MNIST_DATA", path))
+    candidates.append(("Keras' cache", keras_cache()))
+    problems = []
+    for name, path in candidates:
+        if not os.path.exists(path):
+            problems.append(f"{name}: {path} does not exist")
+            continue
+        try:
+            (x_train, y_train), (x_test, y_test) = load_mnist(path)
+        except DataError as exc:
+            problems.append(f"{name}: {exc}")
+            continue
+        return os.path.abspath(path), {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    return None, "; ".join(problems)
+
+
+_FOUND = {}
+
+
+def _mnist():
+    if "found" not in _FOUND:
+        _FOUND["found"] = find_mnist()
+    return _FOUND["found"]
+
+
+def pytest_collection_finish(session):
+    """Stop the whole run once, with one message, when no test can find MNIST."""
+    if not session.items:
+        return
+    path, arrays = _mnist()
+    if path is None:
+        pytest.exit(f"{NO_DATA} ({arrays})", returncode=4)
 
 
 @pytest.fixture(scope="session")
-def mnist_dir():
-    """The folder with the genuine files (four IDX .gz and mnist.npz)."""
-    folder = _mnist_dir()
-    if os.path.isfile(folder):  # MNIST_DATA may name the npz itself
-        folder = os.path.dirname(folder)
-    return folder
+def mnist_source():
+    """What the tests use for ``--data``: the npz, or a folder of IDX files, as found."""
+    return _mnist()[0]
 
 
 @pytest.fixture(scope="session")
-def mnist_npz(mnist_dir):
-    return os.path.join(mnist_dir, "mnist.npz")
+def mnist_arrays():
+    """The genuine arrays (x_train, y_train, x_test, y_test), checked."""
+    return _mnist()[1]
 
 
 @pytest.fixture(scope="session")
-def mnist_arrays(mnist_npz):
-    from ch1.data import read_npz
+def mnist_npz(tmp_path_factory, mnist_arrays):
+    """A path to a Keras-layout mnist.npz: the one found, or one written from the IDX files found."""
+    path = _mnist()[0]
+    if os.path.isfile(path):
+        return path
+    import numpy as np
 
-    return read_npz(mnist_npz)
+    written = tmp_path_factory.mktemp("npz") / "mnist.npz"
+    np.savez_compressed(written, **mnist_arrays)
+    return str(written)
+
+
+@pytest.fixture(scope="session")
+def mnist_idx_dir(tmp_path_factory, mnist_arrays):
+    """A folder with the four genuine MNIST IDX files (.gz), written from the arrays found."""
+    from ch1.data import IDX_FILES
+
+    folder = tmp_path_factory.mktemp("idx")
+    for key, stem in IDX_FILES.items():
+        array = mnist_arrays[key]
+        header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
+        with gzip.open(folder / (stem + ".gz"), "wb", compresslevel=1) as f:
+            f.write(header + array.tobytes())
+    return str(folder)
 
 
 @pytest.fixture()

@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -11,50 +13,55 @@ import cnn_mnist
 import mlp_mnist
 import rnn_mnist
 from ch1 import outputs
+from ch1.run import Run, parse_args
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LISTINGS = [(mlp_mnist, "mlp-mnist", "1.3.2", 269_322), (cnn_mnist, "cnn-mnist", "1.4.1", 80_266),
             (rnn_mnist, "rnn-mnist", "1.5.1", 75_530)]
 
 
+@pytest.fixture()
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+@pytest.mark.backend
 @pytest.mark.parametrize("listing, name, number, params", LISTINGS)
-def test_smoke_run_end_to_end(listing, name, number, params, mnist_npz, run_dir, capsys):
+def test_smoke_run_end_to_end(listing, name, number, params, mnist_npz, run_dir, capsys, umask_022):
     results = listing.main(["--smoke", "--data", mnist_npz])
     out = capsys.readouterr().out
     assert f"Total params: {params:,}" in out
     assert "Test accuracy: " in out
     # One epoch on 6,000 images is far above chance (10%) for all three models.
     assert results["test_accuracy"] > 0.5
-    for suffix in (".png", "-history.png", ".json", ".keras"):
-        path = run_dir / "outputs" / (name + suffix)
-        assert path.stat().st_size > 0, path
+    written = [f"outputs/{name}{suffix}" for suffix in (".png", ".keras", "-history.png", ".json")]
+    assert f"Wrote {', '.join(written)}" in out  # exactly the files written, the JSON last
+    for path in written:
+        stat = os.stat(run_dir / path)
+        assert stat.st_size > 0 and stat.st_mode & 0o777 == 0o644, path  # the umask's mode, not 0600
     saved = json.loads((run_dir / "outputs" / f"{name}.json").read_text())
-    assert saved["listing"] == number and saved["params"] == params
+    assert saved["listing"] == number and saved["params"] == params and saved["model"] == f"{name}.keras"
     assert saved["epochs"] == 1 and saved["batch_size"] == 128 and saved["seed"] == 0 and saved["smoke"]
     assert saved["backend"] == keras.backend.backend() and saved["versions"]["keras"] == keras.__version__
-    assert saved["device"] and saved["fit_seconds"] > 0 and len(saved["epoch_seconds"]) == 1
+    assert saved["device"] and saved["cpu"] and isinstance(saved["cpu_flags"], list)
+    assert saved["fit_seconds"] > 0 and len(saved["epoch_seconds"]) == 1 and saved["precision"] == "float32"
     assert saved["test_accuracy"] == results["test_accuracy"] and 0 < saved["train_accuracy"] <= 1
+    assert len(saved["history"]["loss"]) == 1
     # Nothing half-written is left beside the outputs.
     assert not [p for p in os.listdir(run_dir / "outputs") if p.startswith(".")]
 
 
-def test_same_seed_same_numbers(mnist_npz, tmp_path):
-    args = ["--smoke", "--data", mnist_npz, "--seed", "7"]
-    first = cnn_mnist.main(args + ["--output-dir", str(tmp_path / "a")])
-    second = cnn_mnist.main(args + ["--output-dir", str(tmp_path / "b")])
-    assert first["test_accuracy"] == second["test_accuracy"]
-    assert first["history"] == second["history"]
-
-
-def test_another_seed_other_numbers(mnist_npz, tmp_path):
-    args = ["--smoke", "--data", mnist_npz, "--output-dir", str(tmp_path)]
-    assert mlp_mnist.main(args + ["--seed", "1"])["history"] != mlp_mnist.main(args + ["--seed", "2"])["history"]
-
-
-def test_flags_reach_training(mnist_npz, tmp_path):
-    results = mlp_mnist.main(["--smoke", "--data", mnist_npz, "--output-dir", str(tmp_path / "o"),
-                              "--batch-size", "500", "--seed", "3"])
-    assert (results["batch_size"], results["seed"]) == (500, 3)
-    assert os.path.exists(tmp_path / "o" / "mlp-mnist.json")
+@pytest.mark.backend
+def test_same_seed_same_numbers_other_seed_other_numbers(mnist_npz, tmp_path):
+    args = ["--smoke", "--data", mnist_npz, "--batch-size", "500"]
+    first = mlp_mnist.main(args + ["--seed", "7", "--output-dir", str(tmp_path / "a")])
+    second = mlp_mnist.main(args + ["--seed", "7", "--output-dir", str(tmp_path / "b")])
+    other = mlp_mnist.main(args + ["--seed", "8", "--output-dir", str(tmp_path / "c")])
+    assert (first["batch_size"], first["seed"]) == (500, 7)  # the flags reach training
+    assert first["test_accuracy"] == second["test_accuracy"] and first["history"] == second["history"]
+    assert other["history"] != first["history"]
 
 
 def test_help_shows_the_books_defaults(capsys):
@@ -65,22 +72,58 @@ def test_help_shows_the_books_defaults(capsys):
     for expected in ("--epochs EPOCHS training epochs (default: 10)", "(default: 128)", "(default: outputs)",
                      "--seed", "--data PATH", "--smoke"):
         assert expected in text
+    assert "--fast" not in text and "--precision" not in text  # speed options live in the tools
 
 
-def test_graphviz_missing_writes_dot_and_goes_on(monkeypatch, tmp_path, capsys):
+def tiny_run(tmp_path, capsys):
+    """A Run through its whole life on 64 images (no real training): what it writes and prints."""
+    args = parse_args("", ["--output-dir", str(tmp_path), "--smoke"], epochs=1, batch_size=32)
+    run = Run("mlp-mnist", "1.3.2", args)
+    model = mlp_mnist.build_model()
+    run.plot_model(model)
+    model.compile(loss="categorical_crossentropy", optimizer="sgd", metrics=["accuracy"])
+    model.fit(np.zeros((64, 784), "float32"), np.eye(10)[np.arange(64) % 10], epochs=1, batch_size=32,
+              callbacks=run.callbacks, verbose=0)
+    capsys.readouterr()
+    run.finish(model, 0.5)
+    return capsys.readouterr().out.strip().splitlines()
+
+
+def test_graphviz_missing_writes_dot_goes_on_and_says_so(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(outputs, "graphviz_available", lambda: False)
+    lines = tiny_run(tmp_path, capsys)
+    assert (tmp_path / "mlp-mnist.dot").exists() and not (tmp_path / "mlp-mnist.png").exists()
+    assert "digraph" in (tmp_path / "mlp-mnist.dot").read_text()
+    assert lines[-1] == (f"Wrote {tmp_path}/mlp-mnist.dot, {tmp_path}/mlp-mnist.keras, "
+                         f"{tmp_path}/mlp-mnist-history.png, {tmp_path}/mlp-mnist.json")
+
+
+def test_graphviz_missing_is_one_line(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(outputs, "graphviz_available", lambda: False)
     written = outputs.plot_model(cnn_mnist.build_model(), str(tmp_path / "cnn-mnist.png"))
-    assert written.endswith("cnn-mnist.dot") and not (tmp_path / "cnn-mnist.png").exists()
-    assert "digraph" in (tmp_path / "cnn-mnist.dot").read_text()
+    assert written.endswith("cnn-mnist.dot")
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1 and "Graphviz" in lines[0] and "apt-get install graphviz" in lines[0]
 
 
-def test_graphviz_missing_in_a_whole_run(monkeypatch, mnist_npz, run_dir):
-    monkeypatch.setenv("PATH", "/nonexistent")  # no `dot` anywhere
-    mlp_mnist.main(["--smoke", "--data", mnist_npz])
-    assert (run_dir / "outputs" / "mlp-mnist.dot").exists()
-    assert (run_dir / "outputs" / "mlp-mnist.json").exists()
+def test_history_plot_ticks_whole_epochs(tmp_path):
+    import matplotlib.pyplot as plt
+
+    captured = {}
+    real = outputs.save_figure
+
+    def keep(fig, path, **kwargs):
+        captured["ticks"] = [list(ax.get_xticks()) for ax in fig.axes]
+        return real(fig, path, **kwargs)
+
+    outputs.save_figure, old = keep, outputs.save_figure
+    try:
+        outputs.plot_history({"loss": [0.5], "accuracy": [0.9]}, str(tmp_path / "h.png"), "one epoch")
+    finally:
+        outputs.save_figure = old
+    plt.close("all")
+    for ticks in captured["ticks"]:
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
 
 
 # --- bad input: one line naming the flag or file, exit code 2, no traceback, before training ----
@@ -94,50 +137,64 @@ def no_training(monkeypatch):
     monkeypatch.setattr(keras.Model, "fit", fit)
 
 
-def bad_files(tmp_path, mnist_npz):
-    text = tmp_path / "digits.txt"
-    text.write_text("not mnist\n")
-    cut = tmp_path / "cut.npz"
-    cut.write_bytes(open(mnist_npz, "rb").read()[:50_000])
-    labels = tmp_path / "labels.npz"
-    with np.load(mnist_npz) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    arrays["y_test"] = arrays["y_test"].copy()
-    arrays["y_test"][0] = 12
-    np.savez(labels, **arrays)
-    shape = tmp_path / "shape.npz"
-    np.savez(shape, **{**arrays, "y_test": np.zeros(10000, np.uint8), "x_train": arrays["x_train"].reshape(60000, 784)})
-    return {
-        "missing": (["--data", str(tmp_path / "missing.npz")], "missing.npz: no such file"),
-        "neither": (["--data", str(text)], "digits.txt: neither an npz file nor"),
-        "truncated": (["--data", str(cut)], "cut.npz: corrupt or truncated npz"),
-        "labels": (["--data", str(labels)], "labels.npz: y_test has labels 0..12, expected 0..9"),
-        "shape": (["--data", str(shape)], "shape.npz: x_train has shape (60000, 784)"),
-        "epochs": (["--epochs", "0"], "argument --epochs: must be at least 1, got 0"),
-        "batch": (["--batch-size", "-5"], "argument --batch-size: must be at least 1, got -5"),
-        "batch-word": (["--batch-size", "big"], "argument --batch-size: expected a whole number"),
-        "output-dir": (["--output-dir", str(text)], f"--output-dir {text}: cannot write there"),
-        "output-subdir": (["--output-dir", str(text / "sub")], "--output-dir"),
-    }
+def _labels_npz(tmp_path, arrays):
+    y_test = arrays["y_test"].copy()
+    y_test[0] = 12
+    np.savez(tmp_path / "labels.npz", **{**arrays, "y_test": y_test})
+    return ["--data", str(tmp_path / "labels.npz")]
 
 
-CASES = ["missing", "neither", "truncated", "labels", "shape", "epochs", "batch", "batch-word", "output-dir",
-         "output-subdir"]
+def _shape_npz(tmp_path, arrays):
+    np.savez(tmp_path / "shape.npz", **{**arrays, "x_train": arrays["x_train"].reshape(60000, 784)})
+    return ["--data", str(tmp_path / "shape.npz")]
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_bad_input_one_line_exit_2(case, tmp_path, mnist_npz, monkeypatch, capsys, no_training):
+def _cut_npz(tmp_path, npz):
+    with open(npz, "rb") as f:
+        (tmp_path / "cut.npz").write_bytes(f.read(50_000))
+    return ["--data", str(tmp_path / "cut.npz")]
+
+
+def _text(tmp_path):
+    path = tmp_path / "digits.txt"
+    path.write_text("not mnist\n")
+    return path
+
+
+# Each case builds only the bad input it needs: (argv maker, expected part of the error line).
+CASES = {
+    "missing": (lambda p, a, n: ["--data", str(p / "missing.npz")], "missing.npz: no such file"),
+    "neither": (lambda p, a, n: ["--data", str(_text(p))], "digits.txt: neither an npz file nor"),
+    "truncated": (lambda p, a, n: _cut_npz(p, n), "cut.npz: corrupt or truncated npz"),
+    "labels": (lambda p, a, n: _labels_npz(p, a), "labels.npz: y_test has labels 0..12, expected 0..9"),
+    "shape": (lambda p, a, n: _shape_npz(p, a), "shape.npz: x_train has shape (60000, 784)"),
+    "epochs": (lambda p, a, n: ["--epochs", "0"], "argument --epochs: must be at least 1, got 0"),
+    "batch": (lambda p, a, n: ["--batch-size", "-5"], "argument --batch-size: must be at least 1, got -5"),
+    "batch-word": (lambda p, a, n: ["--batch-size", "big"], "argument --batch-size: expected a whole number"),
+    "seed-negative": (lambda p, a, n: ["--seed", "-5"], "argument --seed: must be from 0 to 4294967295, got -5"),
+    "seed-huge": (lambda p, a, n: ["--seed", str(2**32)], "argument --seed: must be from 0 to 4294967295"),
+    "output-dir": (lambda p, a, n: ["--output-dir", str(_text(p))], "--output-dir {p}/digits.txt: cannot write"),
+    "output-subdir": (lambda p, a, n: ["--output-dir", str(_text(p) / "sub")], "--output-dir"),
+}
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_one_line_exit_2(case, tmp_path, mnist_npz, mnist_arrays, monkeypatch, capsys, no_training):
     monkeypatch.chdir(tmp_path)
-    argv, expected = bad_files(tmp_path, mnist_npz)[case]
+    make, expected = CASES[case]
+    argv = make(tmp_path, mnist_arrays, mnist_npz)
     with pytest.raises(SystemExit) as exit_:
         cnn_mnist.main(argv)
     assert exit_.value.code == 2
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1, captured.err
-    assert "error: " in lines[0] and expected in lines[0]
+    assert "error: " in lines[0] and expected.format(p=tmp_path) in lines[0]
     assert "Traceback" not in captured.err + captured.out
     assert not os.path.exists(tmp_path / "outputs" / "cnn-mnist.json")
+    if case.startswith("seed"):
+        assert not os.path.exists(tmp_path / "outputs")  # refused before the output folder is made
 
 
 def test_bad_data_from_the_environment(tmp_path, monkeypatch, capsys, no_training):
@@ -148,14 +205,40 @@ def test_bad_data_from_the_environment(tmp_path, monkeypatch, capsys, no_trainin
     assert "MNIST_DATA: " in capsys.readouterr().err
 
 
-def test_command_line_bad_input_is_one_quiet_line(tmp_path):
-    """As a reader runs it: the only thing on stderr is the error (no TensorFlow start-up chatter)."""
-    import subprocess
-    import sys
+def run_script(args, cwd, **kwargs):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd, timeout=300, **kwargs)
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    done = subprocess.run([sys.executable, os.path.join(root, "mlp_mnist.py"), "--data", str(tmp_path / "none")],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+
+def test_command_line_bad_input_is_one_quiet_line(tmp_path):
+    """As a reader runs it, on any CPU: the only thing on stderr is the error (no TensorFlow start-up
+    notices: CUDA probes, or oneDNN's on CPUs with AVX-512 or AMX)."""
+    done = run_script([os.path.join(ROOT, "mlp_mnist.py"), "--data", str(tmp_path / "none")], tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"mlp_mnist.py: error: --data: {tmp_path / 'none'}: no such file or directory"]
     assert done.stdout == ""
+
+
+def test_help_writes_nothing_to_stderr(tmp_path):
+    done = run_script([os.path.join(ROOT, "cnn_mnist.py"), "--help"], tmp_path)
+    assert done.returncode == 0 and done.stderr == "" and "usage: cnn_mnist.py" in done.stdout
+
+
+def test_startup_notices_are_filtered_and_other_lines_kept():
+    from ch1.startup import is_noise
+
+    for line in ("I0000 00:00:1795914787.648777    4458 port.cc:153] oneDNN custom operations are on. You may see",
+                 "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+                 "E0000 00:00:1 cuda_platform.cc:52] failed call to cuInit: INTERNAL",
+                 "I0000 00:00:1 cpu_feature_guard.cc:227] This TensorFlow binary is optimized"):
+        assert is_noise(line)
+    assert not is_noise("mlp_mnist.py: error: --data: x: no such file or directory")
+    assert not is_noise("Traceback (most recent call last):")
+
+
+def test_importing_ch1_has_no_side_effects(tmp_path):
+    """`import ch1.outputs` (and ch1.tables, ch1.cli, ch1.records, ch1.report) loads neither Keras nor
+    TensorFlow, and leaves stderr alone."""
+    code = ("import sys, ch1, ch1.outputs, ch1.tables, ch1.cli, ch1.records, ch1.report, ch1.device, ch1.startup; "
+            "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules))")
+    done = run_script(["-c", code], tmp_path, env={**os.environ, "PYTHONPATH": ROOT})
+    assert done.returncode == 0 and done.stdout.strip() == "[]" and done.stderr == ""
