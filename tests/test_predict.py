@@ -13,6 +13,7 @@ import cnn_mnist
 import mlp_mnist
 import predict
 import rnn_mnist
+from ch1 import digits as prep
 from ch1.data import prepare_images
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -68,7 +69,7 @@ def run(argv, capsys):
 
 
 def seen(path):
-    return predict.to_mnist(predict.read_image(path)[0], path)
+    return prep.to_mnist(prep.read_image(path)[0], path)
 
 
 # --- the model file ------------------------------------------------------------------------------
@@ -87,19 +88,19 @@ def test_save_load_round_trip_same_predictions(trained, digits):
 
 
 def test_an_mnist_digit_comes_back_unchanged(digits):
-    unchanged = [np.array_equal(predict.to_mnist(x.astype(float)), x) for x in digits[0]]
-    inverted = [np.array_equal(predict.to_mnist(255 - x.astype(float)), x) for x in digits[0]]
+    unchanged = [np.array_equal(prep.to_mnist(x.astype(float)), x) for x in digits[0]]
+    inverted = [np.array_equal(prep.to_mnist(255 - x.astype(float)), x) for x in digits[0]]
     assert unchanged == inverted
     assert sum(unchanged) >= 0.8 * N_DIGITS  # all but those whose brightest pixel is under 255
     for x, same in zip(digits[0], unchanged):
         if not same:
-            assert x.max() < 255 and np.abs(predict.to_mnist(x.astype(float)).astype(int) - x).max() <= 1
+            assert x.max() < 255 and np.abs(prep.to_mnist(x.astype(float)).astype(int) - x).max() <= 1
 
 
 def test_digit_is_20_pixels_and_centred_by_mass(digits):
     big = np.zeros((400, 300))
     big[50:250, 20:120] = scaled(digits[0][0], (100, 200))  # tall, off-centre, on a large canvas
-    x = predict.to_mnist(big).astype(float)
+    x = prep.to_mnist(big).astype(float)
     rows, cols = np.flatnonzero(x.any(axis=1)), np.flatnonzero(x.any(axis=0))
     assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 == 20
     mass = x.sum()
@@ -112,13 +113,13 @@ def test_blank_images_are_refused():
     rng = np.random.default_rng(0)
     y, x = np.mgrid[0:200, 0:200] / 200
     for blank in (np.full((50, 80), 255.0), np.zeros((28, 28)), 200 + 40 * x - 30 * y + rng.normal(0, 6, x.shape)):
-        with pytest.raises(predict.ImageError, match="blank.png: blank, no digit"):
-            predict.to_mnist(blank, "blank.png")
+        with pytest.raises(prep.ImageError, match="blank.png: blank, no digit"):
+            prep.to_mnist(blank, "blank.png")
 
 
 def test_otsu_splits_two_levels():
     values = np.concatenate([np.full(500, 30.0), np.full(100, 200.0)])
-    assert 30 <= predict.otsu_threshold(values) < 200
+    assert 30 <= prep.otsu_threshold(values) < 200
 
 
 # --- own images classified as the model classifies the arrays -----------------------------------
@@ -192,7 +193,7 @@ def test_photo_orientation_and_large_photos(trained, digits, tmp_path, capsys):
     big[300:900, 500:1100] = 255 - scaled(images[1], (600, 600))
     large = str(tmp_path / "large.jpg")
     Image.fromarray(big.astype(np.uint8)).convert("RGB").save(large, quality=90)
-    grey, shown = predict.read_image(large)
+    grey, shown = prep.read_image(large)
     assert grey.shape == (768, 1024) and shown.shape == (768, 1024, 3)
     expected = model.predict(prepare_images(images[:2], cnn_mnist.input_shape), verbose=0).argmax(axis=1)
     results, code, _, _ = run([turned, large, "--model", model_path], capsys)
@@ -326,7 +327,7 @@ def test_help(capsys):
         predict.main(["--help"])
     assert exit_.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    for expected in ("IMAGE [IMAGE ...]", "(default: outputs/cnn-mnist.keras)", "--show", "(default: outputs)"):
+    for expected in ("[IMAGE ...]", "--serve", "(default: 8000)", "(default: outputs/cnn-mnist.keras)", "--show", "(default: outputs)"):
         assert expected in text
 
 
