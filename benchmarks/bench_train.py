@@ -44,7 +44,7 @@ def train_once(name, path, data, epochs, batch_size, seed):
     result = train_and_evaluate(importlib.import_module(listing.module).build_model, settings.build,
                                 settings.optimizer, data, epochs, batch_size, seed,
                                 precision="bfloat16" if path == "bfloat16" else "float32", fast=path == "fast")
-    return result["epoch_seconds"], result["test_accuracy"]
+    return result["epoch_seconds"], result["test_accuracy"], result["model"].dtype_policy.name
 
 
 def summarize(runs):
@@ -80,17 +80,19 @@ def main(argv=None):
     print(f"{where['device']}; Keras {keras.__version__}, backend {backend}; {args.epochs} epochs, "
           f"batch {args.batch_size}, {args.repeats} repeat(s){'; smoke data' if args.smoke else ''}", flush=True)
     runs = {(m, p): [] for m in args.model for p in args.paths}
+    precision = {}  # the dtype policy each path's model trained under
     for seed in range(args.repeats):
         for name in args.model:
             for path in args.paths:
                 start = time.perf_counter()
-                seconds, accuracy = train_once(name, path, data, args.epochs, args.batch_size, seed)
+                seconds, accuracy, precision[(name, path)] = train_once(name, path, data, args.epochs,
+                                                                        args.batch_size, seed)
                 runs[(name, path)].append((seconds, accuracy))
                 print(f"  {name} {path:8s} seed {seed}: {time.perf_counter() - start:6.1f}s, "
                       f"epochs {' '.join(f'{s:.2f}' for s in seconds)}, test {100 * accuracy:.2f}%", flush=True)
     results = []
     for (name, path), done in runs.items():
-        summary = {"model": name, "path": path, **summarize(done)}
+        summary = {"model": name, "path": path, "precision": precision[(name, path)], **summarize(done)}
         if path == "fast" and accelerator() is None:
             summary["note"] = "no accelerator: model.fit"
         results.append(summary)

@@ -24,21 +24,52 @@ def test_npz(mnist_npz):
     check_genuine(load_mnist(mnist_npz))
 
 
-def test_idx_gz_folder(mnist_dir, tmp_path):
-    folder = tmp_path / "gz"
-    folder.mkdir()
-    for stem in IDX_FILES.values():
-        shutil.copy(os.path.join(mnist_dir, stem + ".gz"), folder)
-    a = check_genuine(load_mnist(str(folder)))
-    b = load_mnist(os.path.join(mnist_dir, "mnist.npz"))
+def test_idx_gz_folder(mnist_idx_dir, mnist_npz):
+    a = check_genuine(load_mnist(mnist_idx_dir))
+    b = load_mnist(mnist_npz)
     assert all(np.array_equal(u, v) for u, v in zip(a[0] + a[1], b[0] + b[1]))
 
 
-def test_idx_raw_folder(mnist_dir, tmp_path):
+@pytest.mark.parametrize("dotted", [False, True])
+def test_idx_raw_folder(mnist_idx_dir, tmp_path, dotted):
+    """Raw IDX files, also under the names with a '.' before 'idx' (train-images.idx3-ubyte)."""
     for stem in IDX_FILES.values():
-        with gzip.open(os.path.join(mnist_dir, stem + ".gz")) as src, open(tmp_path / stem, "wb") as dst:
+        name = stem.replace("-idx", ".idx") if dotted else stem
+        with gzip.open(os.path.join(mnist_idx_dir, stem + ".gz")) as src, open(tmp_path / name, "wb") as dst:
             shutil.copyfileobj(src, dst)
     check_genuine(load_mnist(str(tmp_path)))
+
+
+def test_tests_find_keras_cache(mnist_npz, tmp_path, monkeypatch):
+    """With no MNIST_DATA, the tests use Keras' own cache, ~/.keras/datasets/mnist.npz ($KERAS_HOME)."""
+    import conftest
+
+    (tmp_path / "datasets").mkdir()
+    os.symlink(mnist_npz, tmp_path / "datasets" / "mnist.npz")
+    monkeypatch.delenv("MNIST_DATA", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    path, arrays = conftest.find_mnist()
+    assert path == str(tmp_path / "datasets" / "mnist.npz") and arrays["x_train"].shape == (60000, 28, 28)
+    # A cache that is not MNIST is not used: the tests then say why and how to get the data.
+    os.remove(tmp_path / "datasets" / "mnist.npz")
+    (tmp_path / "datasets" / "mnist.npz").write_bytes(b"PK\x03\x04 half a download")
+    path, reason = conftest.find_mnist()
+    assert path is None and "Keras' cache" in reason and "corrupt or truncated npz" in reason
+
+
+def test_without_data_the_tests_stop_at_once_with_one_message(tmp_path):
+    """No MNIST_DATA, no Keras cache: pytest stops before any test with one message of a few lines."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "MNIST_DATA": "", "KERAS_HOME": str(tmp_path / "keras"), "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           os.path.join(root, "tests", "test_models.py")],
+                          capture_output=True, text=True, cwd=root, env=env, timeout=300)
+    output = (done.stdout + done.stderr).strip()
+    assert done.returncode != 0 and output.count("no MNIST found") == 1, output
+    assert "MNIST_DATA" in output and len(output.splitlines()) <= 6 and "passed" not in output
 
 
 def test_mnist_data_environment_variable(mnist_npz, monkeypatch):
@@ -114,9 +145,9 @@ def test_file_that_is_neither_npz_nor_idx(tmp_path):
         load_mnist(str(path))
 
 
-def test_single_idx_file_instead_of_folder(mnist_dir):
+def test_single_idx_file_instead_of_folder(mnist_idx_dir):
     with pytest.raises(DataError, match="a single IDX file; pass the folder"):
-        load_mnist(os.path.join(mnist_dir, "t10k-labels-idx1-ubyte.gz"))
+        load_mnist(os.path.join(mnist_idx_dir, "t10k-labels-idx1-ubyte.gz"))
 
 
 def test_truncated_npz(mnist_npz, tmp_path):
@@ -137,10 +168,10 @@ def test_folder_without_idx_files(tmp_path):
         load_mnist(str(tmp_path))
 
 
-def test_truncated_gzip(mnist_dir, tmp_path):
+def test_truncated_gzip(mnist_idx_dir, tmp_path):
     write_idx_folder(tmp_path, small_arrays())
     name = "train-images-idx3-ubyte.gz"
-    whole = open(os.path.join(mnist_dir, name), "rb").read()
+    whole = open(os.path.join(mnist_idx_dir, name), "rb").read()
     (tmp_path / name).write_bytes(whole[: len(whole) // 2])
     with pytest.raises(DataError, match="train-images-idx3-ubyte.gz: corrupt or truncated gzip"):
         load_mnist(str(tmp_path), full=False)

@@ -1,112 +1,245 @@
-"""reproduce.py: every row of the three tables in smoke mode, resume, shards and merge."""
+"""reproduce.py: one real sweep, then its bookkeeping with a stand-in trainer: every row, resume,
+shards, merge, records keyed by what changes the numbers, bad records, concurrent sweeps."""
 
 import csv
 import json
 import os
+import subprocess
+import sys
 
+import keras
 import pytest
 
+import mlp_mnist
 import reproduce
+from ch1 import records, report
+from ch1.tables import LISTINGS, TABLES
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROWS = {"1.3.2": 18, "1.4.1": 4, "1.5.1": 4}
 
 
-@pytest.fixture(scope="module")
-def smoke_sweep(tmp_path_factory, mnist_npz):
-    """All 26 rows, one seed, one tiny epoch each: run once for the module."""
-    folder = tmp_path_factory.mktemp("sweep")
-    argv = ["--smoke", "--seeds", "1", "--data", mnist_npz, "--results-dir", str(folder / "results"),
-            "--report", str(folder / "RESULTS.md")]
-    report = reproduce.main(argv)
-    return folder, argv, report
+def fake_record(job):
+    """What run_trial returns, without training: numbers that depend only on the trial."""
+    trial = job[0]
+    accuracy = 0.9 + 0.001 * trial.row + 0.0001 * trial.seed
+    return {"table": trial.table, "row": trial.row, "seed": trial.seed, "epochs": trial.epochs,
+            "batch_size": trial.batch_size, "smoke": trial.smoke, "learning_rate": trial.learning_rate,
+            "backend": trial.backend, "precision": trial.precision, "params": 1, "train_accuracy": accuracy,
+            "test_accuracy": accuracy, "fit_seconds": 1.0, "history": {"accuracy": [accuracy - 0.01, accuracy]},
+            "device": "CPU: stand-in", "versions": {"keras": keras.__version__}}
 
 
-def test_smoke_fills_every_row_of_every_table(smoke_sweep):
-    folder, _, report = smoke_sweep
-    assert sorted(ROWS) == sorted(reproduce.TABLES)
+@pytest.fixture()
+def stand_in(monkeypatch):
+    monkeypatch.setattr(reproduce, "run_trial", fake_record)
+
+
+def argv_for(folder, *extra):
+    return ["--smoke", "--seeds", "1", "--results-dir", str(folder), "--report", str(folder / "R.md"), *extra]
+
+
+@pytest.mark.backend
+def test_a_real_sweep_row_is_its_listing(mnist_npz, tmp_path, capsys):
+    """Table 1.3.2 row 16 is Listing 1.3.2: the sweep's trial gives exactly the script's numbers."""
+    reproduce.main(argv_for(tmp_path, "--data", mnist_npz, "--table", "1.3.2", "--row", "16", "--row", "1"))
+    found = records.read_records(str(tmp_path))
+    record = next(r for t, r in found.items() if t.row == 16)
+    script = mlp_mnist.main(["--smoke", "--data", mnist_npz, "--output-dir", str(tmp_path / "script")])
+    assert record["test_accuracy"] == script["test_accuracy"]
+    assert record["history"]["accuracy"][-1] == pytest.approx(script["train_accuracy"], abs=1e-5)
+    assert record["params"] == 269_322 and record["backend"] == keras.backend.backend()
+    assert record["cpu_flags"] is not None and record["versions"]["keras"] == keras.__version__
+    assert "Table 1.3.2 row 16 (256-256-256 Dropout(0.45) Adam Yes) seed 0: test" in capsys.readouterr().out
+
+
+def test_listing_rows_build_the_listings_models():
+    for listing in LISTINGS.values():
+        row = TABLES[listing.table].rows[listing.row - 1]
+        module = __import__(listing.module)
+        assert module.build_model(**row.build).count_params() == listing.params
+    wide = TABLES["1.3.2"].rows[11]  # 512-1024-512
+    assert mlp_mnist.build_model(**wide.build).count_params() == 784 * 512 + 512 + 512 * 1024 + 1024 + 10250
+
+
+def test_smoke_fills_every_row_of_every_table(stand_in, tmp_path, capsys):
+    text = reproduce.main(argv_for(tmp_path))
     for table_id, count in ROWS.items():
-        assert len(reproduce.TABLES[table_id].rows) == count
-        with open(folder / "results" / f"table-{table_id}-smoke.csv") as f:
+        assert len(TABLES[table_id].rows) == count
+        with open(tmp_path / f"table-{table_id}-smoke.csv") as f:
             rows = list(csv.DictReader(f))
         assert [int(r["row"]) for r in rows] == list(range(1, count + 1))
         for r in rows:
-            assert r["n"] == "1" and 10 < float(r["test_mean"]) <= 100 and float(r["book_test"]) > 90
+            assert r["n"] == "1" and float(r["book_test"]) > 90
             assert abs(float(r["test_diff"]) - (float(r["test_mean"]) - float(r["book_test"]))) < 1e-3
-            assert r["off"] in ("True", "False")
-        markdown = (folder / "results" / f"table-{table_id}-smoke.md").read_text().strip().splitlines()
+        markdown = (tmp_path / f"table-{table_id}-smoke.md").read_text().strip().splitlines()
         assert len(markdown) == 2 + count and all(line.startswith("|") for line in markdown)
-        assert f"## Table {table_id}" in report
-    assert (folder / "RESULTS.md").read_text() == report
-    records = [json.loads(line) for line in open(folder / "results" / "records-smoke.jsonl")]
-    assert len(records) == 26 and len({r["key"] for r in records}) == 26
-
-
-def test_listing_rows_are_the_listings(smoke_sweep):
-    """Table rows that are the book's scripts build the scripts' exact models."""
-    folder, _, _ = smoke_sweep
-    records = {(r["table"], r["row"]): r for r in map(json.loads, open(folder / "results" / "records-smoke.jsonl"))}
-    assert records[("1.3.2", 16)]["params"] == 269_322  # Adam, Dropout(0.45): Listing 1.3.2
-    assert records[("1.4.1", 3)]["params"] == 80_266  # Adam, Dropout(0.2): Listing 1.4.1
-    assert records[("1.5.1", 1)]["params"] == 75_530  # SGD, 256 units: Listing 1.5.1
-    assert records[("1.3.2", 12)]["params"] == 784 * 512 + 512 + 512 * 1024 + 1024 + 1024 * 10 + 10
-
-
-def test_rerun_skips_what_is_recorded(smoke_sweep, capsys, monkeypatch):
-    folder, argv, report = smoke_sweep
-    monkeypatch.setattr(reproduce, "run_trial", lambda job: pytest.fail(f"re-ran {job[:3]}"))
-    assert reproduce.main(argv) == report
+        assert f"## Table {table_id}" in text
+    assert (tmp_path / "R.md").read_text() == text
+    lines = (tmp_path / "records.jsonl").read_text().splitlines()
+    assert len(lines) == 26 and len(records.read_records(str(tmp_path))) == 26
+    # A re-run skips what is recorded.
+    capsys.readouterr()
+    assert reproduce.main(argv_for(tmp_path)) == text
     assert "0 trials to run (26 already recorded)" in capsys.readouterr().out
+    assert not os.listdir(tmp_path / "claims")  # every claim released
 
 
-def test_interrupted_sweep_resumes(tmp_path, mnist_npz, capsys):
-    argv = ["--smoke", "--seeds", "1", "--table", "1.4.1", "--data", mnist_npz,
-            "--results-dir", str(tmp_path), "--report", str(tmp_path / "R.md")]
+def test_smoke_never_touches_the_committed_results(stand_in, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    reproduce.main(["--smoke", "--seeds", "1", "--table", "1.4.1"])
+    assert sorted(os.listdir(tmp_path)) == ["outputs"]  # no RESULTS.md, no results/
+    assert (tmp_path / "outputs" / "reproduce-smoke" / "RESULTS.md").exists()
+    assert (tmp_path / "outputs" / "reproduce-smoke" / "records.jsonl").exists()
+
+
+def test_interrupted_sweep_resumes(stand_in, tmp_path, capsys):
+    argv = argv_for(tmp_path, "--table", "1.4.1")
     reproduce.main(argv)
-    path = tmp_path / "records-smoke.jsonl"
+    path = tmp_path / "records.jsonl"
     lines = path.read_text().splitlines(keepends=True)
     # Keep two finished runs and half of a third line, as a kill mid-write would.
     path.write_text("".join(lines[:2]) + lines[2][: len(lines[2]) // 2])
     capsys.readouterr()
     reproduce.main(argv)
     out = capsys.readouterr()
-    assert "2 trials to run (2 already recorded)" in out.out and "skipping an unreadable record" in out.err
-    keys = {json.loads(line)["key"] for line in path.read_text().splitlines() if line.endswith("}")}
-    assert len(keys) == 4
+    assert "2 trials to run (2 already recorded)" in out.out
+    assert f"{path}:3: skipping an unreadable record (not a whole JSON line (cut short?))" in out.err
+    assert len(records.read_records(str(tmp_path))) == 4
+
+
+def test_records_are_keyed_by_backend_and_precision(stand_in, tmp_path, monkeypatch, capsys):
+    reproduce.main(argv_for(tmp_path, "--table", "1.5.1"))
+    # The same sweep on another backend runs its own trials and reports them apart.
+    monkeypatch.setattr(reproduce.keras.backend, "backend", lambda: "jax")
+    capsys.readouterr()
+    text = reproduce.main(argv_for(tmp_path, "--table", "1.5.1"))
+    assert "4 trials to run (0 already recorded)" in capsys.readouterr().out
+    assert "## Table 1.5.1: SimpleRNN configurations (rnn_mnist.py, 1 epochs, batch 128, jax float32)" in text
+    assert (tmp_path / "table-1.5.1-jax-float32-smoke.md").exists()
+    reproduce.main(argv_for(tmp_path, "--table", "1.5.1", "--precision", "bfloat16"))
+    assert "4 trials to run (0 already recorded)" in capsys.readouterr().out
+    found = records.read_records(str(tmp_path))
+    assert {(t.backend, t.precision) for t in found} == {("tensorflow", "float32"), ("jax", "float32"),
+                                                         ("jax", "bfloat16")}
+
+
+def test_old_records_without_a_backend_are_tensorflow_float32():
+    record = {"table": "1.4.1", "row": 1, "seed": 0, "epochs": 10, "batch_size": 128, "smoke": False,
+              "test_accuracy": 0.97, "train_accuracy": 0.97, "fit_seconds": 1.0}
+    assert records.check(record) is None
+    trial = records.trial_of(record)
+    assert (trial.backend, trial.precision, trial.learning_rate) == ("tensorflow", "float32", None)
+
+
+def test_other_budgets_are_recorded_apart_and_listed_apart(stand_in, tmp_path, capsys):
+    reproduce.main(argv_for(tmp_path, "--table", "1.4.1", "--row", "1"))
+    text = reproduce.main(argv_for(tmp_path, "--table", "1.4.1", "--row", "1", "--learning-rate", "0.1",
+                                   "--batch-size", "32"))
+    assert "1 trials to run (0 already recorded)" in capsys.readouterr().out
+    assert "## Other budgets" in text and "batch 32, learning rate 0.1" in text
+    with open(tmp_path / "table-1.4.1-smoke.csv") as f:
+        assert next(csv.DictReader(f))["n"] == "1"  # the book-budget table holds the book-budget run alone
+
+
+BAD_LINES = {
+    "wrong type": json.dumps({**fake_record((records.Trial("1.4.1", 2, 0, 1, 128, True),)), "test_accuracy": "0.6"}),
+    "missing field": json.dumps({"table": "1.4.1", "row": 2}),
+    "null history": json.dumps({**fake_record((records.Trial("1.4.1", 2, 0, 1, 128, True),)), "history": None}),
+    "bad history": json.dumps({**fake_record((records.Trial("1.4.1", 2, 0, 1, 128, True),)), "history": [1]}),
+    "no such row": json.dumps({**fake_record((records.Trial("1.4.1", 2, 0, 1, 128, True),)), "row": 9}),
+    "not an object": "[1, 2, 3]",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_LINES) + ["invalid UTF-8"])
+def test_a_bad_record_is_skipped_with_one_warning(kind, stand_in, tmp_path, capsys):
+    good = json.dumps(fake_record((records.Trial("1.4.1", 1, 0, 1, 128, True),)))
+    bad = b"\xff\xfe{" if kind == "invalid UTF-8" else BAD_LINES[kind].encode()
+    (tmp_path / "records.jsonl").write_bytes(good.encode() + b"\n" + bad + b"\n")
+    found = records.read_records(str(tmp_path))
+    err = capsys.readouterr().err.strip().splitlines()
+    if kind == "null history":  # a record without its history is still a result
+        assert len(found) == 2 and not err
+        return
+    assert len(found) == 1 and len(err) == 1 and f"{tmp_path}/records.jsonl:2: skipping" in err[0], err
+    text = reproduce.main(argv_for(tmp_path, "--table", "1.4.1"))  # the sweep and its report go on
+    assert "## Table 1.4.1" in text
+
+
+def test_a_records_folder_is_skipped(stand_in, tmp_path, capsys):
+    (tmp_path / "records-old.jsonl").mkdir()
+    text = reproduce.main(argv_for(tmp_path, "--table", "1.4.1"))
+    assert "## Table 1.4.1" in text and "records-old.jsonl: skipping" in capsys.readouterr().err
 
 
 def test_shards_cover_every_trial_once():
     for count in (1, 2, 3, 5, 7):
         trials = []
         for index in range(count):
-            args = reproduce.parse_args(["--shard", f"{index}/{count}", "--seeds", "3"])
-            trials += reproduce.plan(args)
+            trials += reproduce.plan(reproduce.parse_args(["--shard", f"{index}/{count}", "--seeds", "3"]))
         assert len(trials) == 3 * 26 and len(set(trials)) == 3 * 26
 
 
-def test_shards_merge_to_the_same_table(smoke_sweep, tmp_path, mnist_npz):
-    folder, _, _ = smoke_sweep
-    common = ["--smoke", "--seeds", "1", "--table", "1.4.1", "--data", mnist_npz,
-              "--results-dir", str(tmp_path), "--report", str(tmp_path / "R.md")]
+def test_shards_merge_to_the_same_table(stand_in, tmp_path):
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    reproduce.main(argv_for(whole, "--table", "1.4.1"))
     for index in range(3):
-        reproduce.main(common + ["--shard", f"{index}/3"])
-    assert sorted(p.name for p in tmp_path.glob("records*.jsonl")) == [
-        "records-smoke-shard-0of3.jsonl", "records-smoke-shard-1of3.jsonl", "records-smoke-shard-2of3.jsonl"]
-    report = reproduce.main(common + ["--merge"])
-    assert all(f"## Table {t}" in report for t in ROWS)  # a one-table run still reports all three
-    assert accuracies(tmp_path / "table-1.4.1-smoke.csv") == accuracies(folder / "results" / "table-1.4.1-smoke.csv")
+        reproduce.main(argv_for(parts, "--table", "1.4.1", "--shard", f"{index}/3"))
+    assert sorted(p.name for p in parts.glob("records*.jsonl")) == [
+        "records-shard-0of3.jsonl", "records-shard-1of3.jsonl", "records-shard-2of3.jsonl"]
+    text = reproduce.main(argv_for(parts, "--merge"))
+    assert all(f"## Table {t}" in text for t in ROWS)  # a one-table run still reports all three
+    assert (parts / "table-1.4.1-smoke.csv").read_text() == (whole / "table-1.4.1-smoke.csv").read_text()
 
 
-def test_workers_give_the_same_numbers(smoke_sweep, tmp_path, mnist_npz):
-    folder, _, _ = smoke_sweep
-    reproduce.main(["--smoke", "--seeds", "1", "--table", "1.5.1", "--workers", "2", "--data", mnist_npz,
-                    "--results-dir", str(tmp_path), "--report", str(tmp_path / "R.md")])
-    assert accuracies(tmp_path / "table-1.5.1-smoke.csv") == accuracies(folder / "results" / "table-1.5.1-smoke.csv")
+def test_workers_are_capped_at_the_trials_left(stand_in, tmp_path, capsys):
+    reproduce.main(argv_for(tmp_path, "--table", "1.4.1", "--row", "2", "--workers", "8"))
+    assert "1 trials to run (0 already recorded) in 1 process(es)" in capsys.readouterr().out
 
 
-def accuracies(path):
-    """A table's rows without their timing (which differs run to run)."""
-    with open(path) as f:
-        return [{k: v for k, v in row.items() if k != "seconds_mean"} for row in csv.DictReader(f)]
+def test_a_trial_claimed_by_a_live_sweep_is_left_to_it(stand_in, tmp_path, capsys):
+    trial = reproduce.plan(reproduce.parse_args(argv_for(tmp_path, "--table", "1.4.1", "--row", "1")))[0]
+    os.makedirs(tmp_path / "claims")
+    (tmp_path / "claims" / (trial.slug() + ".claim")).write_text(
+        json.dumps({"host": records.socket.gethostname(), "pid": os.getppid(), "since": 0}))
+    reproduce.main(argv_for(tmp_path, "--table", "1.4.1", "--row", "1", "--row", "2"))
+    assert "1 of them claimed by another sweep" in capsys.readouterr().out
+    assert {t.row for t in records.read_records(str(tmp_path))} == {2}
+    # A claim whose process is gone is taken over.
+    (tmp_path / "claims" / (trial.slug() + ".claim")).write_text(
+        json.dumps({"host": records.socket.gethostname(), "pid": 2**22 + 1, "since": 0}))
+    reproduce.main(argv_for(tmp_path, "--table", "1.4.1", "--row", "1"))
+    assert {t.row for t in records.read_records(str(tmp_path))} == {1, 2}
+
+
+CONCURRENT = """
+import sys, time
+sys.path.insert(0, {root!r})
+import reproduce
+from tests.test_reproduce import fake_record
+
+def slow(job):
+    time.sleep(0.3)
+    return fake_record(job)
+
+reproduce.run_trial = slow
+reproduce.main(["--smoke", "--seeds", "2", "--table", "1.4.1", "--results-dir", {folder!r},
+                "--report", {folder!r} + "/R" + sys.argv[1] + ".md"])
+"""
+
+
+def test_two_concurrent_sweeps_run_each_trial_once(tmp_path):
+    script = tmp_path / "sweep.py"
+    script.write_text(CONCURRENT.format(root=ROOT, folder=str(tmp_path / "results")))
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    sweeps = [subprocess.Popen([sys.executable, str(script), str(i)], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outs = [p.communicate(timeout=300) for p in sweeps]
+    assert all(p.returncode == 0 for p in sweeps), outs
+    lines = (tmp_path / "results" / "records.jsonl").read_text().splitlines()
+    trials = [records.trial_of(json.loads(line)) for line in lines]
+    assert len(trials) == 8 and len(set(trials)) == 8, outs  # 4 rows x 2 seeds, each run once
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -114,65 +247,66 @@ def accuracies(path):
     (["--shard", "x"], "argument --shard: expected i/n"),
     (["--table", "9.9"], "argument --table: invalid choice"),
     (["--seeds", "0"], "argument --seeds: must be at least 1"),
+    (["--table", "1.4.1", "--row", "5"], "argument --row: Table 1.4.1 has 4 rows, not 5"),
+    (["--learning-rate", "-1"], "argument --learning-rate: expected a number above 0"),
+    (["--output-dir", "x"], "unrecognized arguments: --output-dir x"),
+    (["--report", "/no/such/folder/R.md"], "--report /no/such/folder/R.md: no folder /no/such/folder"),
 ])
-def test_bad_flags(argv, message, capsys):
+def test_bad_flags(argv, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_:
-        reproduce.main(argv)
+        reproduce.main(["--results-dir", str(tmp_path)] + argv)
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and message in err[0]
-
-
-def test_book_numbers_are_the_chapters():
-    book = {(t, i): (r.book_train, r.book_test) for t, table in reproduce.TABLES.items()
-            for i, r in enumerate(table.rows, 1)}
-    assert book[("1.3.2", 1)] == (93.65, 92.5) and book[("1.3.2", 18)] == (98.70, 97.7)
-    assert book[("1.4.1", 3)] == (99.75, 99.40) and book[("1.5.1", 4)] == (97.88, 98.30)
-    mlp = reproduce.TABLES["1.3.2"].rows
-    assert mlp[0].build == {"hidden_units": (256, 256), "activation": "linear", "dropout": 0.0}
-    assert mlp[1].build == {"hidden_units": (256, 256), "activation": "relu", "dropout": 0.0, "l2_weight": 0.001}
-    assert mlp[8].build["hidden_units"] == (256, 512) and mlp[12].build["hidden_units"] == (1024, 1024)
+    assert len(err) == 1 and message in err[0], err
 
 
 def test_table_cells_are_mean_and_sample_std_and_one_seed_shows_no_spread():
     """The statistics behind a row: mean ± sample std over seeds; one seed is shown bare."""
-    args = reproduce.parse_args(["--table", "1.4.1"])
-    table = reproduce.TABLES["1.4.1"]
+    table = TABLES["1.4.1"]
 
     def record(row, seed, test):
-        return {"key": f"{row}|{seed}", "table": "1.4.1", "row": row, "seed": seed, "epochs": table.epochs,
-                "batch_size": args.batch_size, "smoke": False, "test_accuracy": test,
-                "train_accuracy": 0.99, "fit_seconds": 1.0}
+        return {"table": "1.4.1", "row": row, "seed": seed, "epochs": table.epochs, "batch_size": 128,
+                "smoke": False, "test_accuracy": test, "train_accuracy": 0.99, "fit_seconds": 1.0}
 
-    records = [record(1, 0, 0.97), record(1, 1, 0.98), record(1, 2, 0.99), record(2, 0, 0.9925)]
-    records[1]["history"] = {"accuracy": [0.9, 0.95, 0.96]}  # still learning: +1 point in the last epoch
-    records[2]["history"] = {"accuracy": [0.9, 0.96, 0.98]}  # +2 points
-    rows = reproduce.summarize(table, {r["key"]: r for r in records}, args)
+    found = [record(1, 0, 0.97), record(1, 1, 0.98), record(1, 2, 0.99), record(2, 0, 0.9925)]
+    found[1]["history"] = {"accuracy": [0.9, 0.95, 0.96]}  # still learning: +1 point in the last epoch
+    found[2]["history"] = {"accuracy": [0.9, 0.96, 0.98]}  # +2 points
+    rows = report.summarize(table, {records.trial_of(r): r for r in found}, report.book_budget(table))
     assert rows[0]["last_epoch_gain"] == pytest.approx(1.5) and rows[0]["last_epoch_gain_n"] == 2
     assert rows[1]["last_epoch_gain"] is None and rows[1]["last_epoch_gain_n"] == 0
     assert rows[0]["n"] == 3 and rows[0]["test_mean"] == pytest.approx(98.0)
     assert rows[0]["test_std"] == pytest.approx(1.0)  # sample std (n - 1), not population
-    assert rows[0]["off"] == (abs(98.0 - table.rows[0].book_test) > reproduce.OFF_BY)
+    assert rows[0]["off"] == (abs(98.0 - table.rows[0].book_test) > report.OFF_BY)
     assert rows[1]["n"] == 1 and rows[1]["test_std"] is None and rows[2]["n"] == 0
-    lines = reproduce.markdown_table(table, rows).splitlines()
+    lines = report.markdown_table(table, rows).splitlines()
     assert "| 98.00 ± 1.00 |" in lines[2] and "| 3 |" in lines[2]
     assert "| 99.25 |" in lines[3] and "±" not in lines[3]
     assert "| — |" in lines[4]
-    csv_rows = list(csv.DictReader(reproduce.csv_table(table, rows).splitlines()))
+    csv_rows = list(csv.DictReader(report.csv_table(table, rows).splitlines()))
     assert csv_rows[0]["test_std"] == "1.0000" and csv_rows[1]["test_std"] == "" and csv_rows[1]["seeds"] == "0"
 
 
 def test_committed_results_are_generated_from_the_committed_records(tmp_path, monkeypatch):
     """RESULTS.md and results/table-*.{md,csv} are exactly what --merge makes of the records."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     (tmp_path / "results").mkdir()
-    for name in os.listdir(os.path.join(root, "results")):
+    for name in os.listdir(os.path.join(ROOT, "results")):
         if name.startswith("records") and name.endswith(".jsonl") or name == "discussion.md":
-            (tmp_path / "results" / name).write_bytes(open(os.path.join(root, "results", name), "rb").read())
+            (tmp_path / "results" / name).write_bytes(open(os.path.join(ROOT, "results", name), "rb").read())
     monkeypatch.chdir(tmp_path)  # the report names its sources relative to the repository
     reproduce.main(["--merge"])
-    assert (tmp_path / "RESULTS.md").read_text() == open(os.path.join(root, "RESULTS.md")).read()
-    for table_id in ROWS:
-        for ext in ("md", "csv"):
-            name = f"table-{table_id}.{ext}"
-            assert (tmp_path / "results" / name).read_text() == open(os.path.join(root, "results", name)).read()
+    assert (tmp_path / "RESULTS.md").read_text() == open(os.path.join(ROOT, "RESULTS.md")).read()
+    for name in os.listdir(tmp_path / "results"):
+        if name.startswith("table-"):
+            assert (tmp_path / "results" / name).read_text() == open(os.path.join(ROOT, "results", name)).read()
+
+
+def test_workers_give_the_same_numbers(mnist_npz, tmp_path):
+    """Two worker processes, one core each, give the numbers one process on both cores gives."""
+    common = ["--data", mnist_npz, "--table", "1.3.2", "--row", "16", "--row", "2"]
+    reproduce.main(argv_for(tmp_path / "one", *common))
+    reproduce.main(argv_for(tmp_path / "two", *common, "--workers", "2"))
+    one, two = (records.read_records(str(tmp_path / name)) for name in ("one", "two"))
+    assert set(one) == set(two) and len(one) == 2
+    for trial in one:
+        assert one[trial]["test_accuracy"] == two[trial]["test_accuracy"], trial
+        assert one[trial]["history"] == two[trial]["history"], trial

@@ -1,6 +1,7 @@
-"""The fast path (ch1/train.py): the same math as model.fit, on the JAX backend.
+"""ch1/train.py: the tools' training of one configuration, and its speed options.
 
-A Keras process has one backend, so these tests run small programs with KERAS_BACKEND=jax.
+The compiled JAX loop is checked against model.fit in a small program with KERAS_BACKEND=jax
+(a Keras process has one backend).
 """
 
 import importlib.util
@@ -9,12 +10,17 @@ import os
 import subprocess
 import sys
 
+import keras
+import numpy as np
 import pytest
+
+import mlp_mnist
+from ch1 import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None,
-                               reason="the fast path needs JAX (pip install jax)")
+                               reason="the compiled loop needs JAX (pip install jax)")
 
 
 def run_jax(code, tmp_path):
@@ -28,8 +34,11 @@ def run_jax(code, tmp_path):
 
 SAME_MATH = """
 import json
-import ch1, keras, numpy as np
+from ch1 import quiet_startup
+quiet_startup()
+import keras, numpy as np
 import mlp_mnist
+from ch1 import train
 from ch1.data import load_mnist, prepare_images
 
 (x, y), _ = load_mnist(full=False)
@@ -37,27 +46,31 @@ x, y = prepare_images(x[:1000], (784,)), keras.utils.to_categorical(y[:1000], 10
 results = {}
 for optimizer in ("sgd", "adam"):
     weights = None
-    for fast in (False, True):
+    for compiled in (False, True):
         keras.utils.set_random_seed(0)
         # No dropout and no shuffling: both paths then take exactly the same steps.
         model = mlp_mnist.build_model(dropout=0.0, l2_weight=1e-3)
         model.compile(loss="categorical_crossentropy", optimizer=optimizer, metrics=["accuracy"])
-        history = ch1.fit(model, x, y, epochs=2, batch_size=128, fast=fast, shuffle=False, verbose=0)
+        if compiled:
+            history = train.fit_compiled(model, x, y, epochs=2, batch_size=128, shuffle=False)
+        else:
+            history = model.fit(x, y, epochs=2, batch_size=128, shuffle=False, verbose=0).history
         got = [w.copy() for w in model.get_weights()]
         if weights is None:
-            weights, plain = got, history.history
+            weights, plain = got, history
         else:
             results[optimizer] = {
                 "max_weight_diff": max(float(np.abs(a - b).max()) for a, b in zip(weights, got)),
-                "loss": [plain["loss"], history.history["loss"]],
-                "accuracy": [plain["accuracy"], history.history["accuracy"]],
+                "loss": [plain["loss"], history["loss"]],
+                "accuracy": [plain["accuracy"], history["accuracy"]],
             }
 print(json.dumps(results))
 """
 
 
 @needs_jax
-def test_fast_path_takes_the_same_steps_as_model_fit(tmp_path):
+def test_compiled_loop_takes_the_same_steps_as_model_fit(tmp_path, mnist_npz, monkeypatch):
+    monkeypatch.setenv("MNIST_DATA", mnist_npz)
     results = run_jax(SAME_MATH, tmp_path)
     for optimizer, r in results.items():
         assert r["max_weight_diff"] < 1e-4, optimizer
@@ -67,59 +80,67 @@ def test_fast_path_takes_the_same_steps_as_model_fit(tmp_path):
         assert all(abs(a - b) < 2e-3 for a, b in zip(plain, fast)), (optimizer, r["accuracy"])
 
 
-SMOKE = """
-import json
-import cnn_mnist, rnn_mnist
-out = {}
-for listing in (cnn_mnist, rnn_mnist):
-    r = listing.main(["--smoke", "--fast", "--output-dir", {out!r}])
-    out[r["name"]] = [r["test_accuracy"], r["fast"], r["backend"]]
-print(json.dumps(out))
-"""
+def small(mnist_arrays, n_train=3000, n_test=1000):
+    a = mnist_arrays
+    return (a["x_train"][:n_train], a["y_train"][:n_train]), (a["x_test"][:n_test], a["y_test"][:n_test])
 
 
-@needs_jax
-def test_fast_smoke_runs_learn_and_save(tmp_path, mnist_npz, monkeypatch):
-    monkeypatch.setenv("MNIST_DATA", mnist_npz)
-    results = run_jax(SMOKE.replace("{out!r}", repr(str(tmp_path / "out"))), tmp_path)
-    for name, (accuracy, fast, backend) in results.items():
-        assert accuracy > 0.5 and fast and backend == "jax", name
-        assert (tmp_path / "out" / f"{name}.keras").exists()
+@pytest.mark.backend
+def test_fast_without_an_accelerator_says_so_and_uses_model_fit(mnist_arrays, capsys):
+    if train.accelerator() is not None:
+        pytest.skip("an accelerator is here: the compiled loop applies")
+    plain = train.train_and_evaluate(mlp_mnist.build_model, {}, "adam", small(mnist_arrays), 1, 128, seed=0)
+    capsys.readouterr()
+    fast = train.train_and_evaluate(mlp_mnist.build_model, {}, "adam", small(mnist_arrays), 1, 128, seed=0,
+                                    fast=True)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and "slower than model.fit on a CPU; training with model.fit" in lines[0]
+    assert fast["test_accuracy"] == plain["test_accuracy"]
 
 
-def test_fast_elsewhere_falls_back_to_model_fit(mnist_npz, tmp_path, capsys):
-    import keras
+def test_evaluating_every_epoch_leaves_training_bit_identical(mnist_arrays):
+    """validation_data (test accuracy after every epoch) changes nothing in the training curve."""
+    runs = [train.train_and_evaluate(mlp_mnist.build_model, {"dropout": 0.45}, "sgd", small(mnist_arrays), 2, 128,
+                                     seed=3, validation=validation) for validation in (False, True)]
+    plain, validated = (r["history"] for r in runs)
+    assert validated["loss"] == plain["loss"] and validated["accuracy"] == plain["accuracy"]
+    assert len(validated["val_accuracy"]) == 2 and "val_accuracy" not in plain
+    assert validated["val_accuracy"][-1] == pytest.approx(runs[1]["test_accuracy"], abs=1e-6)
+    assert runs[0]["test_accuracy"] == runs[1]["test_accuracy"]
 
-    import mlp_mnist
 
-    if keras.backend.backend() == "jax":
-        pytest.skip("this process runs JAX: the fast path applies")
-    results = mlp_mnist.main(["--smoke", "--fast", "--data", mnist_npz, "--output-dir", str(tmp_path)])
-    assert f"no fast path on the {keras.backend.backend()} backend; training with model.fit" in capsys.readouterr().out
-    assert results["test_accuracy"] > 0.5
+def test_bfloat16_trains_in_bfloat16_and_restores_float32(mnist_arrays):
+    result = train.train_and_evaluate(mlp_mnist.build_model, {}, "adam", small(mnist_arrays), 1, 128, seed=0,
+                                      precision="bfloat16")
+    assert result["model"].dtype_policy.name == "mixed_bfloat16" and result["test_accuracy"] > 0.5
+    assert keras.mixed_precision.global_policy().name == "float32"
 
 
-def test_bfloat16_precision_flag(mnist_npz, tmp_path):
-    import keras
-
-    import mlp_mnist
-
-    results = mlp_mnist.main(["--smoke", "--precision", "bfloat16", "--data", mnist_npz, "--output-dir", str(tmp_path)])
-    assert results["precision"] == "bfloat16" and results["test_accuracy"] > 0.5
-    assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
-    default = mlp_mnist.main(["--smoke", "--data", mnist_npz, "--output-dir", str(tmp_path)])
-    assert default["precision"] == "float32" and keras.mixed_precision.global_policy().name == "float32"
+def test_a_learning_rate_replaces_only_the_default():
+    assert train.make_optimizer("sgd") == "sgd"
+    optimizer = train.make_optimizer("sgd", 0.1)
+    assert isinstance(optimizer, keras.optimizers.SGD) and float(np.asarray(optimizer.learning_rate)) == pytest.approx(0.1)
+    assert float(optimizer.momentum) == 0.0
 
 
 def test_benchmark_compares_paths(mnist_npz, tmp_path):
-    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-    import bench_train
+    from benchmarks import bench_train
 
-    report = bench_train.main(["--model", "mlp", "--paths", "plain", "default", "--epochs", "2", "--smoke",
+    report = bench_train.main(["--model", "mlp", "--paths", "plain", "bfloat16", "--epochs", "2", "--smoke",
                                "--data", mnist_npz, "--json", str(tmp_path / "bench.json")])
     assert json.loads((tmp_path / "bench.json").read_text()) == json.loads(json.dumps(report))
-    plain, default = report["results"]
-    assert (plain["path"], default["path"]) == ("plain", "default") and plain["speedup_vs_plain"] == 1.0
+    plain, bf16 = report["results"]
+    assert (plain["path"], bf16["path"]) == ("plain", "bfloat16") and plain["speedup_vs_plain"] == 1.0
+    assert (plain["precision"], bf16["precision"]) == ("float32", "mixed_bfloat16")  # two different paths ran
     assert plain["steady_s_per_epoch"] > 0 and len(plain["epoch_seconds"][0]) == 2
-    # Same seed, same math: the default path is model.fit.
-    assert plain["test_accuracy"] == default["test_accuracy"]
+    assert report["cpu"] and isinstance(report["cpu_flags"], list) and report["device"]
+
+
+def test_benchmark_json_path_is_checked_before_the_work(tmp_path, capsys):
+    from benchmarks import bench_train
+
+    with pytest.raises(SystemExit) as exit_:
+        bench_train.main(["--json", str(tmp_path), "--data", str(tmp_path / "none.npz")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--json {tmp_path}: a folder, not a file" in err[0]
