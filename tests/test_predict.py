@@ -293,7 +293,11 @@ def bad_models(tmp_path, mnist_npz):
     other.write_text("1 2 3\n")
     wrong = tmp_path / "wrong.keras"
     keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(5)]).save(str(wrong))
+    fifo = tmp_path / "pipe.keras"
+    os.mkfifo(fifo)
     return {
+        "fifo": (str(fifo), "pipe.keras: not a regular file (a FIFO)"),
+        "device": ("/dev/zero", "/dev/zero: not a regular file (a character device)"),
         "missing": (str(tmp_path / "none.keras"), "none.keras: no such file; train one first"),
         "text": (str(text), "text.keras: not a Keras model file"),
         "zip": (str(npz), "mnist.keras: not a Keras model file"),
@@ -303,7 +307,7 @@ def bad_models(tmp_path, mnist_npz):
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "text", "zip", "suffix", "folder", "shape"])
+@pytest.mark.parametrize("case", ["missing", "text", "zip", "suffix", "folder", "shape", "fifo", "device"])
 def test_bad_model_one_line_exit_2_before_any_image(case, digits, tmp_path, capsys, mnist_npz, monkeypatch):
     model, expected = bad_models(tmp_path, mnist_npz)[case]
     monkeypatch.setattr(predict, "read_image", lambda path: pytest.fail("an image was read despite a bad model"))
@@ -340,3 +344,110 @@ def test_command_line_prints_only_results_and_error_lines(trained, digits, tmp_p
     assert done.stderr.splitlines() == ["predict.py: error: missing.jpg: no such file"]
     lines = done.stdout.splitlines()
     assert len(lines) == 1 and lines[0].startswith("seven.png: ") and lines[0].endswith("%)"), good
+
+
+# --- hostile images: refused in one line, in bounded memory, without hanging ----------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """An untrained MLP, saved: enough to reach the images (the refusals happen before it is used)."""
+    keras.utils.set_random_seed(0)
+    path = str(tmp_path_factory.mktemp("tiny") / "mlp.keras")
+    mlp_mnist.build_model().save(path)
+    return path
+
+
+def float_tiff(array, path):
+    Image.fromarray(np.asarray(array, dtype=np.float32), mode="F").save(path)
+    return str(path)
+
+
+def test_hostile_images_one_line_each(tiny_model, digits, tmp_path, capsys):
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (10000, 10000)).save(bomb)  # 100 megapixels in a small file: over Pillow's warning limit
+    huge = tmp_path / "huge.png"
+    Image.new("1", (15000, 15000)).save(huge)  # over twice the limit: Pillow's own error
+    nan = float_tiff(np.full((40, 40), np.nan), tmp_path / "nan.tiff")
+    good = save(digits[0][0], tmp_path / "good.png")
+    cases = [(str(fifo), "pipe.png: not a regular file (a FIFO)"),
+             ("/dev/zero", "/dev/zero: not a regular file (a character device)"),
+             (str(bomb), "bomb.png: too many pixels to be a digit image (Image size (100000000 pixels) exceeds"),
+             (str(huge), "huge.png: too many pixels to be a digit image (Image size (225000000 pixels) exceeds"),
+             (nan, "nan.tiff: no finite pixels")]
+    _, code, out, err = run([good] + [path for path, _ in cases] + ["--model", tiny_model], capsys)
+    assert code == 2 and len(out) == 1 and out[0].startswith(f"{good}: ")
+    assert len(err) == len(cases), err
+    for line, (_, expected) in zip(err, cases):
+        assert expected in line
+
+
+def test_non_finite_pixels_are_background(digits, tmp_path):
+    grey = digits[0][0].astype(np.float64)
+    holes = grey.copy()
+    holes[:3] = np.nan
+    holes[-2:, :5] = np.inf
+    holes[5, :2] = -np.inf
+    path = float_tiff(holes, tmp_path / "holes.tiff")
+    np.testing.assert_array_equal(seen(path), digits[0][0])
+    np.testing.assert_array_equal(seen(float_tiff(grey / 255, tmp_path / "unit.tiff")), digits[0][0])  # 0..1 floats
+
+
+# The peak resident memory of reading one image, in MB. Linux keeps ru_maxrss across fork and exec
+# (a child of this large test process would report this process's size), so the peak of the
+# process's own memory (VmHWM) is read where there is one.
+PEAK = """
+import resource, sys
+sys.path.insert(0, {root!r})
+from ch1.digits import ImageError, read_image, to_mnist
+try:
+    seen = to_mnist(read_image({path!r})[0])
+    print("read", seen.shape)
+except ImageError as exc:
+    print("refused", exc)
+try:
+    with open("/proc/self/status") as f:
+        print(next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) // 1024)
+except OSError:
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def peak_mb(path):
+    done = subprocess.run([sys.executable, "-c", PEAK.format(root=ROOT, path=str(path))],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    return lines[0], int(lines[-1])
+
+
+def test_large_images_are_read_in_bounded_memory(digits, tmp_path):
+    bomb = tmp_path / "bomb.png"
+    Image.new("L", (10000, 10000), 255).save(bomb)  # 100 megapixels
+    outcome, peak = peak_mb(bomb)
+    assert outcome.startswith("refused") and "too many pixels" in outcome and peak < 200, (outcome, peak)
+    print(f"bomb.png: peak {peak} MB")
+    big = Image.new("RGB", (8000, 6000), (235, 235, 230))  # 48 megapixels, under the limit: read
+    big.paste(Image.fromarray(255 - scaled(digits[0][0], (3000, 3000))).convert("RGB"), (2500, 1500))
+    big.save(tmp_path / "big.png")
+    big.save(tmp_path / "big.jpg", quality=90)
+    del big
+    for name, limit in (("big.png", 400), ("big.jpg", 200)):
+        outcome, peak = peak_mb(tmp_path / name)
+        assert outcome == "read (28, 28)" and peak < limit, (name, outcome, peak)
+        print(f"{name}: peak {peak} MB")
+
+
+def test_file_names_print_in_any_locale(trained, digits, tmp_path):
+    """A file name that is not UTF-8 prints with \\x escapes on a strict UTF-8 stdout, no crash."""
+    name = os.fsdecode(b"caf\xe9.png")
+    save(digits[0][0], tmp_path / name)
+    missing = os.fsdecode(b"gon\xe9.png")
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "LC_ALL": "C.UTF-8"}
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "predict.py"), name, missing, "--model", trained[1]],
+                          capture_output=True, cwd=tmp_path, env=env, timeout=300)
+    assert done.returncode == 2
+    assert done.stdout.decode().startswith("caf\\xe9.png: 7  (7 ")
+    assert done.stderr.decode().splitlines() == ["predict.py: error: gon\\xe9.png: no such file"]
