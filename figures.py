@@ -211,6 +211,8 @@ def main(argv=None):
                                         for listing in LISTINGS.values()) if os.path.isfile(path)]
     if not os.path.exists(model_path):
         fail(f"{model_path}: no trained CNN here; run `python cnn_mnist.py` first (or pass --models-dir)")
+    if not os.path.isfile(model_path):  # a FIFO or device would block the read forever
+        fail(f"{model_path}: not a regular file")
     try:
         model = keras.saving.load_model(model_path)
     except Exception as exc:  # noqa: BLE001 - any failure: not a loadable Keras model

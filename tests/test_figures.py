@@ -48,3 +48,26 @@ def test_no_trained_model_is_one_line(tmp_path, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cnn-mnist.keras: no trained CNN here; run `python cnn_mnist.py` first" in err[0]
+
+
+def test_a_broken_results_json_is_one_line(trained, tmp_path, capsys):
+    """A <name>.json cut short (a kill mid-copy) stops figures.py with one line naming it."""
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "cnn-mnist.keras").write_bytes((trained / "cnn-mnist.keras").read_bytes())
+    (models / "mlp-mnist.json").write_text('{"name": "mlp-mnist", "history": {"loss": [0.')
+    with pytest.raises(SystemExit) as exit_:
+        figures.main(["--models-dir", str(models), "--output-dir", str(tmp_path / "f")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "mlp-mnist.json: not a results JSON of the scripts" in err[0]
+
+
+def test_training_curves_tick_whole_epochs(trained):
+    import json
+
+    run = json.loads((trained / "cnn-mnist.json").read_text())
+    fig = figures.curves_figure([run])
+    for ax in fig.axes:
+        assert all(float(t).is_integer() for t in ax.get_xticks()), ax.get_xticks()
+    figures.plt.close(fig)
