@@ -1,0 +1,49 @@
+"""Ctrl-C and SIGTERM: temporary files removed, one line, the signal's exit status, no traceback."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+MID_SAVE = """
+import os, signal, sys
+sys.argv[0] = "save.py"
+from ch1 import cli, outputs
+cli.Parser("").parse_args([])  # every command parses its flags first: that installs the handlers
+with outputs.atomic_path(sys.argv[1]) as tmp:
+    with open(tmp, "w") as f:
+        f.write("half a model")
+    os.kill(os.getpid(), getattr(signal, sys.argv[2]))
+    raise SystemExit("not reached: the signal ends the save")
+"""
+
+
+@pytest.mark.parametrize("name, status", [("SIGTERM", -signal.SIGTERM), ("SIGINT", -signal.SIGINT)])
+def test_a_signal_during_a_save_leaves_nothing_half_written(tmp_path, name, status):
+    target = tmp_path / "cnn-mnist.keras"
+    done = subprocess.run([sys.executable, "-c", MID_SAVE, str(target), name], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, timeout=60)
+    assert done.returncode == status, done.stderr
+    assert done.stderr == "save.py: interrupted\n"
+    assert os.listdir(tmp_path) == []  # neither the model nor its hidden temporary file
+
+
+def test_sigterm_during_training_ends_in_one_line(tmp_path, mnist_npz):
+    """As `kill`, `timeout` or SLURM end a run: one line, exit status 143 in a shell, no outputs half-made."""
+    script = os.path.join(ROOT, "rnn_mnist.py")
+    run = subprocess.Popen([sys.executable, script, "--data", mnist_npz, "--epochs", "3"], cwd=tmp_path,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    seen = ""
+    while "Epoch 1/3" not in seen and time.monotonic() < deadline:
+        seen += run.stdout.readline()
+    run.send_signal(signal.SIGTERM)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == -signal.SIGTERM, err
+    assert err.strip().splitlines() == ["rnn_mnist.py: interrupted"]
+    assert not [p for p in os.listdir(tmp_path / "outputs") if p.startswith(".") or p.endswith((".json", ".keras"))]
