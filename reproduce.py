@@ -184,7 +184,9 @@ def main(argv=None):
     if not args.merge:
         sweep(args, found)
     command = "python reproduce.py --merge" + (" --smoke" if args.smoke else "")
-    text = report.write_reports(found, args.results_dir, args.report, args.seeds, args.smoke, command)
+    text = report.write_reports(found, args.results_dir, args.report, args.seeds, args.smoke, command,
+                                figure=None if args.smoke else os.path.join(os.path.dirname(args.report) or ".",
+                                                                             "docs", "figures", "sgd-budget.png"))
     print(f"Wrote {args.report} and the tables under {args.results_dir}/")
     return text
 

@@ -123,6 +123,9 @@ def other_budgets(records, smoke):
         if trial.smoke != smoke or _matches(trial, trial.table, book_budget(table, smoke, trial.backend,
                                                                               trial.precision)):
             continue
+        if not smoke and (trial.table, trial.row) in STUDY_ROWS and any(
+                _matches(trial, trial.table, _study_budget(table, changes)) for _, changes in STUDY_SETTINGS):
+            continue  # in the budget study's section
         key = (trial.table, trial.row, trial.epochs, trial.batch_size, trial.learning_rate, trial.backend,
                trial.precision)
         found.setdefault(key, []).append(r)
@@ -146,11 +149,13 @@ def write_text(path, text):
             f.write(text)
 
 
-def write_reports(records, results_dir, report_path, seeds, smoke=False, command="python reproduce.py --merge"):
+def write_reports(records, results_dir, report_path, seeds, smoke=False, command="python reproduce.py --merge",
+                  figure=None):
     """Per table a Markdown table and a CSV under ``results_dir``, and the report ``report_path``.
 
     The report covers every table, whichever ones a command trained, so that a sweep of one
-    table never drops the others. Returns the report's text.
+    table never drops the others. Unless ``smoke``, it ends with the budget study, whose figure
+    goes to ``figure`` once any of its runs is recorded. Returns the report's text.
     """
     sections, off = [], []
     for backend, precision in groups(records, smoke):
@@ -180,6 +185,12 @@ def write_reports(records, results_dir, report_path, seeds, smoke=False, command
                 f"{markdown_table(table, rows)}\nRan on:\n{where}\n"
             )
     sections.append(f"## Rows more than {OFF_BY} points from the book\n\n" + ("\n".join(off) or "None so far.") + "\n")
+    if not smoke:
+        study = budget_study(records)
+        sections.append(budget_study_section(study))
+        if figure and any(line["n"] for found in study.values() for line in found["lines"][1:]):
+            os.makedirs(os.path.dirname(os.path.abspath(figure)), exist_ok=True)
+            budget_study_figure(study, figure)
     others = other_budgets(records, smoke)
     if others:
         sections.append("## Other budgets\n\nRuns recorded with settings other than the book's "
@@ -198,3 +209,132 @@ def write_reports(records, results_dir, report_path, seeds, smoke=False, command
     )
     write_text(report_path, report)
     return report
+
+
+# --- the budget study: what reproduces the book's plain-SGD rows? -----------------------------------
+
+# The rows tested, and the settings tried on each beside the book's budget (issue 13).
+STUDY_ROWS = (("1.3.2", 1), ("1.3.2", 2), ("1.3.2", 4), ("1.3.2", 6), ("1.3.2", 10), ("1.4.1", 1))
+LONGER = {"1.3.2": 200, "1.4.1": 40}  # epochs of the longer budget, with test accuracy after every epoch
+STUDY_SETTINGS = (  # label, then what differs from the book's budget
+    ("the book's budget", {}),
+    ("longer", {"epochs": "longer"}),
+    ("batch 32 (4x the steps)", {"batch_size": 32}),
+    ("learning rate 0.1", {"learning_rate": 0.1}),
+)
+
+
+def _study_budget(table, changes):
+    budget = book_budget(table)
+    budget.update({k: LONGER[table.id] if v == "longer" else v for k, v in changes.items()})
+    return budget
+
+
+def _reaches(train, test, row):
+    """Whether train and test accuracy (%) come within OFF_BY of the book's numbers, or above them."""
+    return train >= row.book_train - OFF_BY and test >= row.book_test - OFF_BY
+
+
+def first_match(record, row):
+    """The first epoch (from 1) at which a run's curve reaches the book's train and test accuracy, or
+    None. Needs the test accuracy after every epoch (``val_accuracy``, reproduce.py --validation)."""
+    history = record.get("history") or {}
+    for epoch, (train, test) in enumerate(zip(history.get("accuracy", []), history.get("val_accuracy", [])), 1):
+        if _reaches(100 * train, 100 * test, row):
+            return epoch
+    return None
+
+
+def budget_study(records):
+    """The study's findings per tested row: {(table, row): {"rows": [...], "conclusion": str, "curves": [...]}}."""
+    found = {}
+    for table_id, number in STUDY_ROWS:
+        table, row = TABLES[table_id], TABLES[table_id].rows[number - 1]
+        lines, curves, matches = [], [], []
+        for label, changes in STUDY_SETTINGS:
+            budget = _study_budget(table, changes)
+            runs = [r for t, r in sorted(records.items(), key=lambda tr: tr[0].seed)
+                    if t.row == number and _matches(t, table_id, budget)]
+            train = [100 * r["train_accuracy"] for r in runs]
+            test = [100 * r["test_accuracy"] for r in runs]
+            line = {"setting": label, "epochs": budget["epochs"], "batch_size": budget["batch_size"],
+                    "learning_rate": budget["learning_rate"], "n": len(runs), "train": (_mean(train), _std(train)),
+                    "test": (_mean(test), _std(test)), "match_epochs": None}
+            if changes.get("epochs") == "longer":
+                curves += [r["history"] for r in runs if "val_accuracy" in (r.get("history") or {})]
+                epochs = [first_match(r, row) for r in runs]
+                line["match_epochs"] = epochs
+                if runs and all(e is not None for e in epochs):
+                    matches.append(f"matches the book at {_epochs_text(epochs)} epochs with plain SGD "
+                                   f"(learning rate 0.01, batch 128)")
+            elif runs and _reaches(line["train"][0], line["test"][0], row):
+                matches.append(f"matches the book with {label}, {budget['epochs']} epochs")
+            lines.append(line)
+        tested = any(line["n"] for line in lines[1:])
+        conclusion = ("; ".join(matches) if matches else
+                      "no tested budget reaches it" if tested else "not tested yet")
+        found[(table_id, number)] = {"lines": lines, "conclusion": conclusion, "curves": curves}
+    return found
+
+
+def _epochs_text(epochs):
+    if len(set(epochs)) == 1:
+        return str(epochs[0])
+    return f"{min(epochs)}-{max(epochs)} (by seed: {', '.join(map(str, epochs))})"
+
+
+def budget_study_section(study):
+    """RESULTS.md's section on the study, from :func:`budget_study`."""
+    parts = ["## What budget reproduces the book's plain-SGD rows?\n\n"
+             "Table 1.3.2's SGD rows and Table 1.4.1's SGD row end below the book at the book's budget. "
+             "Each tested row is run again, apart from the tables above, with a longer budget (test "
+             "accuracy recorded after every epoch), with batch 32 (4x the updates per epoch) and with "
+             "learning rate 0.1. A setting *reaches* the book when its train and test accuracy both come "
+             f"within {OFF_BY} points of the book's, or above; for the longer budget, the first epoch at "
+             f"which the curve does so is given (mean ± std over the seeds run). Figure: "
+             "`docs/figures/sgd-budget.png`.\n"]
+    for (table_id, number), found in study.items():
+        row = TABLES[table_id].rows[number - 1]
+        lines = ["| setting | epochs | batch | learning rate | n | train % | test % | first epoch reaching the book |",
+                 "|---|---|---|---|---|---|---|---|"]
+        for line in found["lines"]:
+            lr = "0.01 (default)" if line["learning_rate"] is None else f"{line['learning_rate']:g}"
+            reach = "—"
+            if line["match_epochs"]:
+                reach = ", ".join("none" if e is None else str(e) for e in line["match_epochs"])
+            lines.append(f"| {line['setting']} | {line['epochs']} | {line['batch_size']} | {lr} | {line['n']} | "
+                         f"{outputs.mean_std(*line['train'])} | {outputs.mean_std(*line['test'])} | {reach} |")
+        parts.append(f"### Table {table_id} row {number} ({row.label}): book train {row.book_train:.2f} %, "
+                     f"test {row.book_test:.2f} %\n\n" + "\n".join(lines) +
+                     f"\n\n**Conclusion:** {found['conclusion']}.\n")
+    return "\n".join(parts)
+
+
+def budget_study_figure(study, path):
+    """Train and test accuracy against epochs for each tested row's longer runs; the book's numbers dashed."""
+    plt = outputs.plt
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5), squeeze=False)
+    for ax, ((table_id, number), found) in zip(axes.flat, study.items()):
+        row = TABLES[table_id].rows[number - 1]
+        for i, history in enumerate(found["curves"]):
+            epochs = range(1, len(history["accuracy"]) + 1)
+            ax.plot(epochs, [100 * a for a in history["accuracy"]], color="C0", alpha=0.8,
+                    label="train (longer budget)" if i == 0 else None)
+            ax.plot(epochs, [100 * a for a in history["val_accuracy"]], color="C1", alpha=0.8,
+                    label="test (longer budget)" if i == 0 else None)
+        for line, marker in zip(found["lines"][2:], ("s", "^")):
+            if line["n"]:
+                ax.plot([line["epochs"]], [line["train"][0]], marker, color="C0", label=f"train, {line['setting']}")
+                ax.plot([line["epochs"]], [line["test"][0]], marker, color="C1", label=f"test, {line['setting']}")
+        ax.axhline(row.book_train, color="C0", linestyle="--", linewidth=1, label="book train")
+        ax.axhline(row.book_test, color="C1", linestyle="--", linewidth=1, label="book test")
+        ax.set_title(f"Table {table_id} row {number}: {row.label}", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_ylim(max(80, min(row.book_test, row.book_train) - 8), 100.5)
+        ax.grid(alpha=0.3)
+        outputs.whole_epochs(ax)
+        ax.legend(fontsize=6, loc="lower right")
+    fig.suptitle("Plain SGD rows: accuracy against epochs; the book's numbers dashed")
+    fig.tight_layout()
+    return outputs.save_figure(fig, path, dpi=90)

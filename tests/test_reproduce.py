@@ -310,3 +310,32 @@ def test_workers_give_the_same_numbers(mnist_npz, tmp_path):
     for trial in one:
         assert one[trial]["test_accuracy"] == two[trial]["test_accuracy"], trial
         assert one[trial]["history"] == two[trial]["history"], trial
+
+
+def test_budget_study_reads_the_epoch_a_curve_reaches_the_book(tmp_path):
+    """Table 1.3.2 row 4 (book: train 99.93, test 98.0): a longer run that reaches both at epoch 3
+    is read as "matches the book at 3 epochs"; a batch-32 run short of it does not match."""
+
+    def record(seed, epochs, batch, lr, train, test, history=None):
+        return {"table": "1.3.2", "row": 4, "seed": seed, "epochs": epochs, "batch_size": batch, "smoke": False,
+                "learning_rate": lr, "test_accuracy": test, "train_accuracy": train, "fit_seconds": 1.0,
+                "history": history}
+
+    curve = {"accuracy": [0.95, 0.99, 0.9970, 0.9990], "val_accuracy": [0.95, 0.975, 0.9785, 0.98]}
+    found = [record(0, 20, 128, None, 0.955, 0.953), record(0, 200, 128, None, 0.999, 0.98, curve),
+             record(0, 20, 32, None, 0.985, 0.975)]
+    study = report.budget_study({records.trial_of(r): r for r in found})
+    row4 = study[("1.3.2", 4)]
+    assert [line["n"] for line in row4["lines"]] == [1, 1, 1, 0]
+    assert row4["lines"][1]["match_epochs"] == [3] and row4["lines"][1]["epochs"] == 200
+    assert row4["conclusion"] == "matches the book at 3 epochs with plain SGD (learning rate 0.01, batch 128)"
+    assert study[("1.3.2", 1)]["conclusion"] == "not tested yet"
+    text = report.budget_study_section(study)
+    assert "| longer | 200 | 128 | 0.01 (default) | 1 | 99.90 | 98.00 | 3 |" in text
+    assert "| batch 32 (4x the steps) | 20 | 32 | 0.01 (default) | 1 | 98.50 | 97.50 | — |" in text
+    path = report.budget_study_figure(study, str(tmp_path / "sgd-budget.png"))
+    assert os.path.getsize(path) > 10_000
+    # Short of the book everywhere: said so.
+    found[1]["history"] = {"accuracy": [0.95, 0.96], "val_accuracy": [0.95, 0.96]}
+    study = report.budget_study({records.trial_of(r): r for r in found})
+    assert study[("1.3.2", 4)]["conclusion"] == "no tested budget reaches it"
