@@ -21,15 +21,25 @@ import struct
 import warnings
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from ch1.data import IMAGE_SIZE, one_line
 
 DIGIT_BOX = 20  # MNIST: the digit's longest side is 20 pixels, centred by mass in 28x28
 CENTRE = IMAGE_SIZE / 2  # where the centre of mass lands (pixel 14, as in MNIST: 13.5 <= c < 14.5)
 MAX_SIDE = 1024  # larger images are first scaled down to this (plenty for a 20-pixel digit)
-MIN_CONTRAST = 24  # a digit must stand this far (of 255) above the background, else "blank"
+MIN_CONTRAST = 12  # a digit must stand this far (of 255) above the background, else "blank"
+NOISE_CONTRAST = 8  # and this many times the paper's noise (after smoothing)
 NOISE_SIGMAS = 3  # paper noise: up to 3 robust standard deviations about the fitted background
+SMOOTH_PER = 300  # a photo is smoothed by a Gaussian of 1/300 of its longer side to find the digit
+LOW_SHARE = 0.4  # a photo's digit grows from its seeds down to 40% of their threshold
+GAP_PER = 250  # gaps in a stroke up to 1/250 of the longer side are bridged
+LINE_SPAN = 0.6  # a paper line is ink-like over more than 60% of the photo's width (or height)
+LINE_FLOOR = 4  # and stands at least this far above the paper's noise level
+LOCAL_MIN = 128  # images at least this large a side get a block-wise background too
+LOCAL_BLOCKS = 8  # 8x8 blocks
+STROKE_MARGIN = 0.25  # other parts count as strokes of the digit within 1/4 of its size around it
+STROKE_SHARE = 0.03  # and with at least 3% of its ink
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601-2, as PIL's convert("L")
 # EXIF orientation -> the transpose that turns the image upright (as ImageOps.exif_transpose).
 UPRIGHT = {
@@ -217,18 +227,6 @@ def otsu_threshold(values):
     return int(np.argmax(between))
 
 
-def _grow(seed, support):
-    """The pixels of ``support`` connected (8 neighbours) to ``seed``."""
-    mask = seed & support
-    while True:
-        padded = np.pad(mask, 1)
-        rows = padded[:-2] | padded[1:-1] | padded[2:]
-        grown = (rows[:, :-2] | rows[:, 1:-1] | rows[:, 2:]) & support
-        if np.array_equal(grown, mask):
-            return mask
-        mask = grown
-
-
 def fit_background(image):
     """The paper as a smooth surface: a quadratic in x and y fitted to the border, robustly.
 
@@ -262,15 +260,165 @@ def fit_background(image):
     return np.broadcast_to(surface, image.shape), noise
 
 
+def _blur(image, sigma):
+    """A Gaussian blur of ``sigma`` pixels (separable, edges mirrored); ``sigma < 0.5`` leaves the image be."""
+    if sigma < 0.5:
+        return image
+    radius = int(math.ceil(3 * sigma))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    for axis in (0, 1):
+        padded = np.pad(image, [(radius, radius) if a == axis else (0, 0) for a in (0, 1)], mode="reflect")
+        size = image.shape[axis]
+        image = sum(w * np.take(padded, np.arange(i, i + size), axis=axis) for i, w in enumerate(taps))
+    return image
+
+
+def _dilate(mask, radius):
+    """``mask`` grown by ``radius`` pixels (a square), in Pillow."""
+    if radius < 1:
+        return mask
+    grown = Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(2 * radius + 1))
+    return np.asarray(grown) > 0
+
+
+def remove_lines(flat, level):
+    """Ruled or squared paper's printed lines wiped from ``flat`` (paper about 0, ink above).
+
+    A line of the paper is a thin band of rows (or columns) that is ink-like across most of
+    the photo, from edge to edge; a digit is not. Each band is replaced by the straight
+    blend of the rows just above and below it, so a stroke that crosses a line stays whole.
+    """
+    for axis in (0, 1):
+        image = flat if axis == 0 else flat.T
+        on = image > level
+        length = image.shape[1]
+        edge = max(1, length // 20)
+        line = (on.mean(axis=1) > LINE_SPAN) & on[:, :edge].any(axis=1) & on[:, -edge:].any(axis=1)
+        rows = np.flatnonzero(line)
+        if not len(rows) or len(rows) > image.shape[0] // 3:
+            continue  # no lines, or too many to be lines: leave it
+        image = image.copy()
+        thick = max(2, image.shape[0] // 40)
+        for band in np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1):
+            if len(band) > thick:
+                continue  # too thick for a printed line
+            top, bottom = max(band[0] - 1, 0), min(band[-1] + 1, image.shape[0] - 1)
+            above = image[top - 1] if top > 0 else image[bottom + 1 if bottom + 1 < image.shape[0] else bottom]
+            below = image[bottom + 1] if bottom + 1 < image.shape[0] else above
+            steps = np.linspace(0, 1, bottom - top + 3)[1:-1, None]
+            image[top:bottom + 1] = above * (1 - steps) + below * steps
+        flat = image if axis == 0 else image.T
+    return flat
+
+
+def local_background(flat):
+    """What is left of the paper's light after the fitted surface (a shadow, a fold), as a smooth surface.
+
+    The median of the paper in each of 8x8 blocks (the ink, above Otsu's threshold and a
+    little around it, left out; a block of almost all ink counts as paper at 0), interpolated
+    over the image. Small images (under ``LOCAL_MIN`` pixels a side, MNIST's own 28x28 among
+    them) have none.
+    """
+    height, width = flat.shape
+    if min(height, width) < LOCAL_MIN:
+        return 0.0
+    ink = _dilate(np.rint(flat) > otsu_threshold(flat), max(1, max(height, width) // GAP_PER))
+    paper = np.where(ink, np.nan, flat)
+    n = LOCAL_BLOCKS
+    bh, bw = -(-height // n), -(-width // n)
+    padded = np.pad(paper, ((0, n * bh - height), (0, n * bw - width)), mode="edge")
+    blocks = padded.reshape(n, bh, n, bw).transpose(0, 2, 1, 3).reshape(n, n, -1)
+    enough = np.isfinite(blocks).mean(axis=-1) >= 0.1
+    grid = np.zeros((n, n), np.float32)
+    if enough.any():
+        grid[enough] = np.nanmedian(blocks[enough], axis=-1)
+    surface = Image.fromarray(grid, mode="F").resize((width, height), Image.Resampling.BILINEAR)
+    return np.asarray(surface, dtype=np.float64)
+
+
+def _label(mask):
+    """8-connected components of ``mask``: ``(labels, count)``, labels 1..count (0 is background).
+
+    Union-find over each row's runs of pixels, joined where runs of neighbouring rows touch.
+    """
+    height, width = mask.shape
+    edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
+    rows, starts = np.nonzero(edges == 1)
+    ends = np.nonzero(edges == -1)[1]  # one past each run's last pixel, in the same order
+    parent = list(range(len(rows)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first = np.searchsorted(rows, np.arange(height + 1))
+    for row in range(1, height):
+        i, i_end, j, j_end = first[row - 1], first[row], first[row], first[row + 1]
+        while i < i_end and j < j_end:
+            if starts[i] <= ends[j] and starts[j] <= ends[i]:  # touching, diagonals included
+                a, b = find(i), find(j)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+            if ends[i] < ends[j]:
+                i += 1
+            else:
+                j += 1
+    roots = np.array([find(i) for i in range(len(rows))], dtype=np.int64)
+    _, run_labels = np.unique(roots, return_inverse=True)
+    labels = np.zeros(mask.shape, np.int64)
+    labels[mask] = np.repeat(run_labels + 1, ends - starts)
+    return labels, int(run_labels.max() + 1) if len(rows) else 0
+
+
+def find_digit(smooth, core, support, gap):
+    """The digit's pixels: of the parts of ``support`` (gaps up to ``gap`` pixels bridged) that hold
+    ``core`` pixels, the one of most ink and those others that reach within a quarter of its size
+    of its box with some ink of their own (at least 3% of its)."""
+    labels, count = _label(_dilate(support, gap))
+    if count == 0:
+        return support & False
+    ink = np.bincount(labels[support], weights=smooth[support], minlength=count + 1)
+    cored = np.bincount(labels[core], minlength=count + 1) > 0
+    ink[~cored] = 0
+    ink[0] = 0
+    main = int(np.argmax(ink))
+    if ink[main] <= 0:
+        return support & False
+    rows, cols = np.nonzero(labels == main)
+    margin = STROKE_MARGIN * max(rows.max() - rows.min(), cols.max() - cols.min())
+    everything = np.nonzero(labels)
+    lab = labels[everything]
+    low_r = np.full(count + 1, np.inf)
+    high_r = np.full(count + 1, -np.inf)
+    low_c, high_c = low_r.copy(), high_r.copy()
+    np.minimum.at(low_r, lab, everything[0])
+    np.maximum.at(high_r, lab, everything[0])
+    np.minimum.at(low_c, lab, everything[1])
+    np.maximum.at(high_c, lab, everything[1])
+    beside = ((high_r >= rows.min() - margin) & (low_r <= rows.max() + margin)
+              & (high_c >= cols.min() - margin) & (low_c <= cols.max() + margin))  # boxes overlap
+    keep = beside & cored & (ink >= STROKE_SHARE * ink[main])
+    keep[0] = False
+    return keep[labels] & support
+
+
 def to_mnist(grey, name="image"):
     """Float greys (any size) -> the uint8 28x28 image MNIST would hold: light digit on black.
 
     1. If the border (the paper) is light, invert: the digit becomes the light part.
     2. Suppress the background: subtract the paper's light (a smooth surface fitted to the
-       border, so uneven light goes too), then its noise (3 robust standard deviations,
-       at most Otsu's threshold), and keep only what is connected to the digit proper
-       (the pixels above Otsu's threshold): paper texture and specks fall away.
-    3. Crop to the digit, scale its longest side to 20 pixels (keeping the aspect ratio),
+       border, so uneven light goes too, and what remains of a shadow block by block),
+       and wipe the printed lines of ruled or squared paper (thin bands from edge to edge).
+    3. Find the digit by hysteresis: the pixels above Otsu's threshold are its seeds, and
+       it grows from them over everything above the paper's noise (3 robust standard
+       deviations, at most Otsu's threshold), so a faint stroke stays whole. A large photo
+       is smoothed for this (its grain averaged out) and gaps of a pixel or two are bridged.
+       Of the parts so found, the digit is the one of most ink and those beside it with some
+       ink of their own; specks and other marks fall away.
+    4. Crop to the digit, scale its longest side to 20 pixels (keeping the aspect ratio),
        stretch its brightest pixel to 255, and paste it into 28x28 with its centre of
        mass at the centre (as MNIST: 13.5 <= centre < 14.5 on both axes).
 
@@ -284,21 +432,33 @@ def to_mnist(grey, name="image"):
         grey = 255 - grey
     surface, noise = fit_background(grey)
     flat = grey - surface  # the paper is now about 0 everywhere, the digit well above
-    core, contrast = None, flat.max()
-    if contrast >= MIN_CONTRAST:  # then how far the digit proper (above Otsu's threshold) stands out
-        threshold = otsu_threshold(flat)
-        core = np.rint(flat) > threshold
-        contrast = flat[core].mean() if core.any() else 0.0
-    if contrast < MIN_CONTRAST:
+    flat = flat - local_background(flat)
+    flat = remove_lines(flat, max(NOISE_SIGMAS * noise, 1.0) + LINE_FLOOR)
+    side = max(flat.shape)
+    smooth = _blur(flat, side / SMOOTH_PER)  # for finding the digit; its pixels come from flat
+    smooth_noise = noise
+    if smooth is not flat:
+        edge = np.concatenate([smooth[0], smooth[-1], smooth[1:-1, 0], smooth[1:-1, -1]])
+        smooth_noise = 1.4826 * float(np.median(np.abs(edge - np.median(edge))))
+    need = max(MIN_CONTRAST, NOISE_CONTRAST * smooth_noise)
+    core, contrast, threshold = None, smooth.max(), 0
+    if contrast >= need:  # then how far the digit proper (above Otsu's threshold) stands out
+        threshold = otsu_threshold(smooth)
+        core = np.rint(smooth) > threshold
+        contrast = smooth[core].mean() if core.any() else 0.0
+    if contrast < need:
         raise ImageError(f"{name}: blank, no digit stands out of the background "
-                         f"(contrast {int(max(contrast, 0))} of 255, need {MIN_CONTRAST})")
-    level = min(NOISE_SIGMAS * noise, threshold)
-    digit = _grow(core, flat > level)
+                         f"(contrast {int(max(contrast, 0))} of 255, need {int(math.ceil(need))})")
+    level = min(NOISE_SIGMAS * noise, threshold)  # the paper's noise, taken off the digit's pixels
+    low = level
+    if smooth is not flat:  # a photo: its digit grows down to a share of the seeds' threshold
+        low = min(max(NOISE_SIGMAS * smooth_noise, LOW_SHARE * threshold), threshold)
+    digit = find_digit(smooth, core, smooth > low, int(round(side / GAP_PER)))
     rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
     if not len(rows):
         raise ImageError(f"{name}: blank, no digit found")
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    patch = np.where(digit[box], flat[box] - level, 0.0)
+    patch = np.where(digit[box], np.clip(flat[box] - level, 0, None), 0.0)
 
     height, width = patch.shape
     if max(height, width) != DIGIT_BOX:
@@ -311,6 +471,7 @@ def to_mnist(grey, name="image"):
     if peak != 255:
         patch = patch * (255 / peak)
 
+    patch = np.clip(np.rint(patch), 0, 255)  # the pixels as stored, so the centre is the stored one
     mass = patch.sum()
     rows, cols = np.indices(patch.shape)
     centre_row, centre_col = (rows * patch).sum() / mass, (cols * patch).sum() / mass
@@ -318,6 +479,6 @@ def to_mnist(grey, name="image"):
     left = min(max(int(np.ceil(CENTRE - 0.5 - centre_col)), 0), IMAGE_SIZE - width)
     seen = np.zeros((IMAGE_SIZE, IMAGE_SIZE))
     seen[top:top + height, left:left + width] = patch
-    return np.clip(np.rint(seen), 0, 255).astype(np.uint8)
+    return seen.astype(np.uint8)
 
 

@@ -104,9 +104,9 @@ def photo(digit, kind, rng, size=PHOTO_SIZE):
     colour = np.array(colour, dtype=np.float64)
     strength = 1.0
     if kind == "pencil":  # faint and grainy: graphite leaves paper showing through its stroke
-        colour = np.array([150.0, 150, 155])
-        grain = np.clip(rng.normal(0.75, 0.3, (size, size)), 0, 1)
-        strength = grain * rng.uniform(0.55, 0.8)
+        colour = np.array([110.0, 110, 118])
+        grain = np.clip(rng.normal(0.6, 0.35, (size, size)), 0, 1)
+        strength = grain * rng.uniform(0.25, 0.45)
     lines = _paper_lines(kind, size, rng)
     line_colour = np.array([150.0, 185, 225]) if kind == "ruled" else np.array([165.0, 200, 175])
     image = paper * np.ones((size, size, 3))
