@@ -17,7 +17,8 @@ import re
 from ch1.outputs import mean_std
 from ch1.tables import LISTINGS, row
 MARKERS = {"listings": ("<!-- listing-results:begin -->", "<!-- listing-results:end -->"),
-           "bench": ("<!-- bench:begin -->", "<!-- bench:end -->")}
+           "bench": ("<!-- bench:begin -->", "<!-- bench:end -->"),
+           "sweep": ("<!-- sweep:begin -->", "<!-- sweep:end -->")}
 
 
 def table(folder):
@@ -75,15 +76,36 @@ def bench_tables(folder):
     return "\n\n".join(blocks) + "\n\nMade by `python readme_results.py` from the benchmark's JSON files."
 
 
+def sweep_tables(folder):
+    """The sweep layouts' throughput (benchmarks/bench_sweep.py), one table per JSON file."""
+    paths = sorted(glob.glob(os.path.join(folder, "*.json")))
+    if not paths:
+        return "No sweep benchmark recorded yet."
+    blocks = []
+    for path in paths:
+        with open(path) as f:
+            b = json.load(f)
+        lines = [f"`{path}`: {b['device']}, Keras backend {b['backend']}; {b['trials']} trials of {b['epochs']} "
+                 f"epochs each; the same numbers in both layouts: {'yes' if b['same_numbers'] else '**no**'}.", "",
+                 "| layout | wall s | trials per hour |", "|---|---|---|"]
+        for layout in b["layouts"]:
+            lines.append(f"| `--workers {layout['workers']}` ({layout['threads_per_worker']} thread(s) each) "
+                         f"| {layout['wall_s']:.0f} | {layout['trials_per_hour']:.1f} |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n\nMade by `python readme_results.py` from `benchmarks/bench_sweep.py`'s JSON."
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--runs", default="results/listings", help="folder with the runs' <name>.json")
     parser.add_argument("--bench", default="results/bench", help="folder with benchmark JSON files")
+    parser.add_argument("--sweep", default="results/bench-sweep", help="folder with the sweep benchmark's JSON")
     parser.add_argument("--readme", default="README.md")
     args = parser.parse_args(argv)
     with open(args.readme) as f:
         text = f.read()
-    for key, body in (("listings", table(args.runs)), ("bench", bench_tables(args.bench))):
+    for key, body in (("listings", table(args.runs)), ("bench", bench_tables(args.bench)),
+                      ("sweep", sweep_tables(args.sweep))):
         begin, end = MARKERS[key]
         if begin not in text or end not in text:
             raise SystemExit(f"{args.readme}: no {begin} ... {end} markers")

@@ -66,13 +66,16 @@ def data_once(args):
 
 def run_trial(job):
     """Train one row with one seed; return its record (a dict). Runs in a worker process too."""
-    trial, data_args, fast, validation = job
+    trial, data_args, fast, validation, verbose = job
     table = TABLES[trial.table]
     row = table.rows[trial.row - 1]
     listing = importlib.import_module(table.listing)
+    if verbose:
+        print(f"Table {trial.table} row {trial.row} ({row.label}) seed {trial.seed}: {trial.epochs} epochs, "
+              f"batch {trial.batch_size}", flush=True)
     result = train_and_evaluate(listing.build_model, row.build, row.optimizer, data_once(data_args),
                                 trial.epochs, trial.batch_size, trial.seed, learning_rate=trial.learning_rate,
-                                precision=trial.precision, fast=fast, validation=validation)
+                                precision=trial.precision, fast=fast, validation=validation, verbose=verbose)
     return {
         "table": trial.table, "row": trial.row, "seed": trial.seed, "epochs": trial.epochs,
         "batch_size": trial.batch_size, "smoke": trial.smoke, "learning_rate": trial.learning_rate,
@@ -208,7 +211,10 @@ def sweep(args, found):
     if skipped:
         print(f"{len(skipped)} of them claimed by another sweep on {args.results_dir}/: left to it", flush=True)
     data_args = argparse.Namespace(data=args.data, smoke=args.smoke)
-    jobs = [(t, data_args, args.fast, args.validation) for t in claimed]
+    # One process shows each epoch as it ends (Keras' one line per epoch); workers stay quiet and the
+    # parent reports each trial.
+    verbose = 2 if workers == 1 else 0
+    jobs = [(t, data_args, args.fast, args.validation, verbose) for t in claimed]
     pool = None
     try:
         if workers == 1 or len(jobs) < 2:
