@@ -33,6 +33,7 @@ def test_a_signal_during_a_save_leaves_nothing_half_written(tmp_path, name, stat
     assert os.listdir(tmp_path) == []  # neither the model nor its hidden temporary file
 
 
+@pytest.mark.backend
 def test_sigterm_during_training_ends_in_one_line(tmp_path, mnist_npz):
     """As `kill`, `timeout` or SLURM end a run: one line, exit status 143 in a shell, no outputs half-made."""
     script = os.path.join(ROOT, "rnn_mnist.py")
