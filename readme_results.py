@@ -18,7 +18,9 @@ from ch1.outputs import mean_std
 from ch1.tables import LISTINGS, row
 MARKERS = {"listings": ("<!-- listing-results:begin -->", "<!-- listing-results:end -->"),
            "bench": ("<!-- bench:begin -->", "<!-- bench:end -->"),
-           "sweep": ("<!-- sweep:begin -->", "<!-- sweep:end -->")}
+           "sweep": ("<!-- sweep:begin -->", "<!-- sweep:end -->"),
+           "serve": ("<!-- serve:begin -->", "<!-- serve:end -->"),
+           "photos": ("<!-- photos:begin -->", "<!-- photos:end -->")}
 
 
 def table(folder):
@@ -95,17 +97,50 @@ def sweep_tables(folder):
     return "\n\n".join(blocks) + "\n\nMade by `python readme_results.py` from `benchmarks/bench_sweep.py`'s JSON."
 
 
+def _json_files(folder):
+    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
+        with open(path) as f:
+            yield path, json.load(f)
+
+
+def serve_lines(folder):
+    """The page's round trip (benchmarks/bench_serve.py), one line per JSON file."""
+    lines = [f"- `{path}`: median **{b['median_ms']:.0f} ms**, p90 {b['p90_ms']:.0f} ms over {b['requests']} "
+             f"requests ({b['model']}, Keras backend {b['backend']}, {b['device']['device']})"
+             for path, b in _json_files(folder)]
+    return "\n".join(lines) or "No round trip measured yet."
+
+
+def photos_table(result):
+    """The hit rate per kind of photo (benchmarks/bench_photos.py)."""
+    lines = ["| kind | read right | unreadable |", "|---|---|---|",
+             f"| MNIST itself (the same digits, 28x28) | {100 * result['mnist_accuracy']:.0f}% | — |"]
+    for kind, row in result["kinds"].items():
+        lines.append(f"| {kind} | {100 * row['hit_rate']:.0f}% | {row['refused']} |")
+    return "\n".join(lines)
+
+
+def photos_tables(folder):
+    blocks = [f"{photos_table(r)}\n\n`{path}`: {r['digits']} test digits per kind, seed {r['seed']}, {r['model']} "
+              f"(Keras backend {r['backend']}, {r['device']['device']}); preparing one {r['photo_size']}-pixel "
+              f"photo takes {r['prepare_ms_median']:.0f} ms (median)." for path, r in _json_files(folder)]
+    return "\n\n".join(blocks) or "No photos read yet."
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--runs", default="results/listings", help="folder with the runs' <name>.json")
     parser.add_argument("--bench", default="results/bench", help="folder with benchmark JSON files")
     parser.add_argument("--sweep", default="results/bench-sweep", help="folder with the sweep benchmark's JSON")
+    parser.add_argument("--serve", default="results/serve", help="folder with the page's round-trip JSON")
+    parser.add_argument("--photos", default="results/photos", help="folder with the photo benchmark's JSON")
     parser.add_argument("--readme", default="README.md")
     args = parser.parse_args(argv)
     with open(args.readme) as f:
         text = f.read()
     for key, body in (("listings", table(args.runs)), ("bench", bench_tables(args.bench)),
-                      ("sweep", sweep_tables(args.sweep))):
+                      ("sweep", sweep_tables(args.sweep)), ("serve", serve_lines(args.serve)),
+                      ("photos", photos_tables(args.photos))):
         begin, end = MARKERS[key]
         if begin not in text or end not in text:
             raise SystemExit(f"{args.readme}: no {begin} ... {end} markers")

@@ -16,7 +16,6 @@ from ch1 import quiet_startup
 quiet_startup()  # before Keras loads TensorFlow: its start-up notices stay off stderr
 
 import http.client
-import io
 import json
 import os
 import statistics
@@ -25,22 +24,14 @@ import time
 
 import keras
 import numpy as np
-from PIL import Image
 
 import predict
+from benchmarks.photos import as_drawn, png_bytes
 from ch1 import device, outputs, serve
-from ch1.cli import Parser, add_data_arg, fail, output_file, positive_int
-from ch1.data import DataError, load_mnist
+from ch1.cli import Parser, add_data_arg, output_file, positive_int
+from ch1.run import load_data
 
 WARMUP = 5
-
-
-def drawn_png(digit, size=280):
-    """An MNIST digit as the page's pad sends it: a PNG of black ink on white, ``size`` a side."""
-    image = Image.fromarray(255 - np.asarray(Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC)))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def post(conn, body):
@@ -61,25 +52,22 @@ def parse_args(argv):
     parser.add_argument("--model", metavar="PATH", default=predict.DEFAULT_MODEL, help="a saved model of the listings")
     add_data_arg(parser)
     parser.add_argument("--requests", type=positive_int, default=200, help="timed requests (after a warm-up of 5)")
-    parser.add_argument("--output", metavar="PATH",
+    parser.add_argument("--json", metavar="FILE",
                         help="the JSON to write; default results/serve/serve-<cpu|gpu>-<backend>.json")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.smoke = False  # the whole test set
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
     where = "gpu" if device.describe()["gpu"] else "cpu"
-    out = args.output or os.path.join("results", "serve", f"serve-{where}-{keras.backend.backend()}.json")
-    if not args.output:
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-    output_file(out, "--output")
+    out = args.json or os.path.join("results", "serve", f"serve-{where}-{keras.backend.backend()}.json")
+    output_file(out, "--json")
     model = predict.load_classifier(args.model)
-    try:
-        _, (x_test, y_test) = load_mnist(args.data)
-    except DataError as exc:
-        fail(str(exc))
+    _, (x_test, y_test) = load_data(args)
     count = WARMUP + args.requests
-    bodies = [drawn_png(x) for x in x_test[:count]]
+    bodies = [png_bytes(as_drawn(x)) for x in x_test[:count]]
 
     server = serve.make_server(model, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -104,7 +92,7 @@ def main(argv=None):
         "benchmark": "serve",
         "what": "POST /predict round trip of a 280x280 PNG drawn digit (HTTP, preparation, forward pass, "
                 "feature maps, JSON), one request at a time",
-        "model": os.path.basename(args.model),
+        "model": args.model,
         "has_feature_maps": any(isinstance(layer, serve.MAPPED_LAYERS) for layer in model.layers),
         "backend": keras.backend.backend(),
         "requests": args.requests,
@@ -116,7 +104,6 @@ def main(argv=None):
         "read_right": round(right / len(times), 4),
         "device": where_words,
         "versions": device.versions(),
-        "argv": {"model": args.model, "requests": args.requests},
     }
     outputs.write_json(out, result)
     print(f"{result['model']} on {result['backend']}, {where_words['device']}: "

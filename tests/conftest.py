@@ -117,6 +117,25 @@ def mnist_idx_dir(tmp_path_factory, mnist_arrays):
     return str(folder)
 
 
+@pytest.fixture(scope="session")
+def smoke_cnn(tmp_path_factory, mnist_arrays):
+    """``(model, path)``: the book's CNN after one epoch on 6,000 real training images (about 94% on
+    the test set), saved as cnn-mnist.keras; trained once per test session."""
+    import keras
+
+    import cnn_mnist
+    from ch1.data import prepare_images
+
+    keras.utils.set_random_seed(0)
+    model = cnn_mnist.build_model()
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+    model.fit(prepare_images(mnist_arrays["x_train"][:6000], cnn_mnist.input_shape),
+              mnist_arrays["y_train"][:6000], epochs=1, batch_size=128, verbose=0)
+    path = str(tmp_path_factory.mktemp("model") / "cnn-mnist.keras")
+    model.save(path)
+    return model, path
+
+
 @pytest.fixture()
 def run_dir(tmp_path, monkeypatch):
     """A fresh working directory for a script run (its outputs land here)."""

@@ -13,7 +13,7 @@ import tempfile
 
 import pytest
 
-from photos import as_drawn, png_bytes, smoke_cnn
+from benchmarks.photos import as_drawn, png_bytes
 from test_serve import LAYERS, Served
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,8 +27,8 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
 
 
 @pytest.fixture(scope="module")
-def served(mnist_arrays, tmp_path_factory):
-    model, _ = smoke_cnn(mnist_arrays, tmp_path_factory.mktemp("model"))
+def served(smoke_cnn):
+    model, _ = smoke_cnn
     server = Served(model)
     yield server
     server.close()

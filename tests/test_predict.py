@@ -21,16 +21,9 @@ N_DIGITS = 50
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, mnist_arrays):
+def trained(smoke_cnn):
     """The book's CNN after one epoch on 6,000 real training images (~94% on the test set), saved."""
-    keras.utils.set_random_seed(0)
-    model = cnn_mnist.build_model()
-    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
-    model.fit(prepare_images(mnist_arrays["x_train"][:6000], cnn_mnist.input_shape),
-              mnist_arrays["y_train"][:6000], epochs=1, batch_size=128, verbose=0)
-    path = str(tmp_path_factory.mktemp("model") / "cnn-mnist.keras")
-    model.save(path)
-    return model, path
+    return smoke_cnn
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ import mlp_mnist
 import predict
 from ch1 import digits, serve
 from ch1.data import prepare_images
-from photos import as_drawn, png_bytes, smoke_cnn
+from benchmarks.photos import as_drawn, png_bytes
 
 pytestmark = pytest.mark.backend  # the server must work on every backend
 
@@ -79,8 +79,8 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def cnn(mnist_arrays, tmp_path_factory):
-    return smoke_cnn(mnist_arrays, tmp_path_factory.mktemp("model"))
+def cnn(smoke_cnn):
+    return smoke_cnn
 
 
 @pytest.fixture(scope="module")

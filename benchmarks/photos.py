@@ -1,44 +1,17 @@
-"""Test material for the digit page and photos: a small trained CNN, MNIST digits as PNGs, and
+"""Digits as people draw and photograph them: MNIST digits as the drawing page sends them, and
 synthetic photos of MNIST test digits written on paper in several kinds (plain, ruled, squared,
 faint pencil, thin pen, blue ink, red ink, slightly rotated, shadowed), deterministic per seed.
 
-Used by tests/test_serve.py, tests/test_browser.py and benchmarks/bench_photos.py.
+Used by benchmarks/bench_photos.py, benchmarks/bench_serve.py and the tests.
 """
 
 import io
-import os
-import threading
 
 import numpy as np
 from PIL import Image, ImageFilter
 
 KINDS = ("plain", "ruled", "squared", "pencil", "thin-pen", "blue-ink", "red-ink", "rotated", "shadow")
 PHOTO_SIZE = 480  # pixels a side: a digit photographed from close by, after cropping to the paper
-
-_models = {}
-_lock = threading.Lock()
-
-
-def smoke_cnn(mnist_arrays, folder):
-    """The book's CNN after one epoch on 6,000 real training images (about 94% on the test set),
-    saved in ``folder``; trained once per process, whichever test module asks first."""
-    with _lock:
-        if "cnn" not in _models:
-            import keras
-
-            import cnn_mnist
-            from ch1.data import prepare_images
-
-            keras.utils.set_random_seed(0)
-            model = cnn_mnist.build_model()
-            model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
-            model.fit(prepare_images(mnist_arrays["x_train"][:6000], cnn_mnist.input_shape),
-                      mnist_arrays["y_train"][:6000], epochs=1, batch_size=128, verbose=0)
-            path = os.path.join(str(folder), "cnn-mnist.keras")
-            model.save(path)
-            _models["cnn"] = (model, path)
-        return _models["cnn"]
-
 
 def png_bytes(image, **kwargs):
     """A uint8 array (grey or RGB) as PNG (or another format given by ``format=``) bytes."""
