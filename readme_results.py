@@ -53,13 +53,8 @@ def table(folder):
 
 def bench_tables(folder):
     """One table per benchmark JSON: steady s/epoch, compile s, accuracy, speed-up over plain fit."""
-    paths = sorted(glob.glob(os.path.join(folder, "*.json")))
-    if not paths:
-        return "No benchmark recorded yet."
     blocks = []
-    for path in paths:
-        with open(path) as f:
-            b = json.load(f)
+    for path, b in _json_files(folder):
         versions = ", ".join(f"{k} {v}" for k, v in b["versions"].items())
         lines = [f"`{path}`: {b['device']}, Keras backend {b['backend']} ({versions}); {b['epochs']} epochs, "
                  f"batch {b['batch_size']}, {b['repeats']} repeat(s) (seeds 0..{b['repeats'] - 1})"
@@ -75,18 +70,15 @@ def bench_tables(folder):
             lines.append(f"| {r['model']} | {r['path']}{note} | {r['steady_s_per_epoch']:.3f} | {r['compile_s']:.1f} "
                          f"| {accuracy} | {ratio} |")
         blocks.append("\n".join(lines))
+    if not blocks:
+        return "No benchmark recorded yet."
     return "\n\n".join(blocks) + "\n\nMade by `python readme_results.py` from the benchmark's JSON files."
 
 
 def sweep_tables(folder):
     """The sweep layouts' throughput (benchmarks/bench_sweep.py), one table per JSON file."""
-    paths = sorted(glob.glob(os.path.join(folder, "*.json")))
-    if not paths:
-        return "No sweep benchmark recorded yet."
     blocks = []
-    for path in paths:
-        with open(path) as f:
-            b = json.load(f)
+    for path, b in _json_files(folder):
         lines = [f"`{path}`: {b['device']}, Keras backend {b['backend']}; {b['trials']} trials of {b['epochs']} "
                  f"epochs each; the same numbers in both layouts: {'yes' if b['same_numbers'] else '**no**'}.", "",
                  "| layout | wall s | trials per hour |", "|---|---|---|"]
@@ -94,6 +86,8 @@ def sweep_tables(folder):
             lines.append(f"| `--workers {layout['workers']}` ({layout['threads_per_worker']} thread(s) each) "
                          f"| {layout['wall_s']:.0f} | {layout['trials_per_hour']:.1f} |")
         blocks.append("\n".join(lines))
+    if not blocks:
+        return "No sweep benchmark recorded yet."
     return "\n\n".join(blocks) + "\n\nMade by `python readme_results.py` from `benchmarks/bench_sweep.py`'s JSON."
 
 
