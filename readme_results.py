@@ -75,12 +75,21 @@ def bench_tables(folder):
     return "\n\n".join(blocks) + "\n\nMade by `python readme_results.py` from the benchmark's JSON files."
 
 
+def _differences(b):
+    if b["same_numbers"]:
+        return "yes"
+    if "differ" not in b:
+        return "**no**"
+    return "**no**, " + "; ".join(f"{d['trial']}'s test accuracy {100 * d['test_accuracy'][0]:.2f}% against "
+                                 f"{100 * d['test_accuracy'][1]:.2f}%" for d in b["differ"])
+
+
 def sweep_tables(folder):
     """The sweep layouts' throughput (benchmarks/bench_sweep.py), one table per JSON file."""
     blocks = []
     for path, b in _json_files(folder):
         lines = [f"`{path}`: {b['device']}, Keras backend {b['backend']}; {b['trials']} trials of {b['epochs']} "
-                 f"epochs each; the same numbers in both layouts: {'yes' if b['same_numbers'] else '**no**'}.", "",
+                 f"epochs each; the same numbers in both layouts: {_differences(b)}.", "",
                  "| layout | wall s | trials per hour |", "|---|---|---|"]
         for layout in b["layouts"]:
             lines.append(f"| `--workers {layout['workers']}` ({layout['threads_per_worker']} thread(s) each) "

@@ -22,14 +22,17 @@ quiet_startup()  # before Keras loads TensorFlow: its start-up notices stay off 
 
 import argparse
 import importlib
+import multiprocessing
+import multiprocessing.util
 import os
+import signal
 import sys
 import time
 
 import keras
 
 from ch1 import device, records, report
-from ch1.cli import Parser, add_data_arg, output_dir, output_file, positive_int
+from ch1.cli import Parser, add_data_arg, at_interrupt, forget, output_dir, output_file, positive_int
 from ch1.run import add_smoke_arg, load_data
 from ch1.tables import TABLES
 from ch1.train import train_and_evaluate
@@ -83,14 +86,29 @@ def run_trial(job):
         "train_accuracy": result["train_accuracy"], "test_accuracy": result["test_accuracy"],
         "fit_seconds": round(sum(result["epoch_seconds"]), 2),
         "history": {k: [round(v, 5) for v in vs] for k, vs in result["history"].items()},
-        **device.describe(), "versions": device.versions(),
+        **device.describe(), "threads": _threads(), "versions": device.versions(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
 
+def _threads():
+    """The threads the backend computes a trial with (a float result can depend on it)."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.get_num_threads()
+    return os.cpu_count()
+
+
 def _worker_init(threads):
-    """A worker prints nothing but errors (the parent reports progress) and uses its share of the cores."""
+    """A worker prints nothing but errors (the parent reports progress), leaves Ctrl-C to the parent
+    (which ends the pool), and uses its share of the cores."""
     sys.stdout = open(os.devnull, "w")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
@@ -216,12 +234,27 @@ def sweep(args, found):
     verbose = 2 if workers == 1 else 0
     jobs = [(t, data_args, args.fast, args.validation, verbose) for t in claimed]
     pool = None
+
+    def release_claims():
+        # The claims of trials that did not finish go back (they run again), and the workers end.
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        for trial in claimed:
+            if trial not in found:
+                records.release(args.results_dir, trial)
+
+    def interrupted():
+        release_claims()
+        # What Python runs at a normal exit (the process ends by its signal instead): the pool's
+        # semaphores are released, so no warning about leaked ones follows the one line.
+        multiprocessing.util._exit_function()
+
+    at_interrupt(interrupted)
     try:
         if workers == 1 or len(jobs) < 2:
             results = map(run_trial, jobs)
         else:
-            import multiprocessing
-
             threads = max(1, (os.cpu_count() or 1) // workers)
             pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(threads,))
             results = pool.imap_unordered(run_trial, jobs)
@@ -236,11 +269,8 @@ def sweep(args, found):
                   f"train {100 * record['train_accuracy']:.2f}% in {record['fit_seconds']:.0f}s; "
                   f"{len(jobs) - done} left", flush=True)
     finally:
-        if pool is not None:
-            pool.terminate()
-        for trial in claimed:
-            if trial not in found:
-                records.release(args.results_dir, trial)
+        forget(interrupted)
+        release_claims()
 
 
 if __name__ == "__main__":

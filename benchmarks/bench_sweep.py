@@ -60,8 +60,12 @@ def main(argv=None):
                                 else cores, "wall_s": round(seconds, 1),
                                 "trials_per_hour": round(3600 * trials / seconds, 1), "found": found}
     one, many = layouts[1]["found"], layouts[cores]["found"]
-    same = set(one) == set(many) and all(one[t]["test_accuracy"] == many[t]["test_accuracy"]
-                                         and one[t]["history"] == many[t]["history"] for t in one)
+    differ = [{"trial": f"Table {t.table} row {t.row}", "test_accuracy": [one[t]["test_accuracy"],
+                                                                          many[t]["test_accuracy"]]}
+              for t in sorted(one, key=lambda t: (t.table, t.row))
+              if t in many and (one[t]["test_accuracy"], one[t]["history"]) != (many[t]["test_accuracy"],
+                                                                               many[t]["history"])]
+    same = set(one) == set(many) and not differ
     print()
     print("| layout | wall s | trials per hour |")
     print("|---|---|---|")
@@ -69,8 +73,11 @@ def main(argv=None):
         print(f"| --workers {layout['workers']} ({layout['threads_per_worker']} thread(s) each) "
               f"| {layout['wall_s']:.0f} | {layout['trials_per_hour']:.1f} |")
     print(f"\nThe same numbers in both layouts: {'yes' if same else 'NO'}")
+    for d in differ:
+        print(f"  {d['trial']}: test accuracy {d['test_accuracy'][0]:.6f} with 1 worker, "
+              f"{d['test_accuracy'][1]:.6f} with {cores}")
     result = {**device.describe(), "backend": keras.backend.backend(), "versions": device.versions(),
-              "epochs": args.epochs, "trials": trials, "same_numbers": same,
+              "epochs": args.epochs, "trials": trials, "same_numbers": same, "differ": differ,
               "layouts": [{k: v for k, v in layout.items() if k != "found"} for layout in layouts.values()]}
     outputs.write_json(args.json, result)
     print(f"Wrote {args.json}")

@@ -103,33 +103,52 @@ def output_file(path, flag):
 
 # --- signals -------------------------------------------------------------------------------------
 
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (kill, timeout, SLURM), raised like Ctrl-C so that every ``finally`` cleans up."""
+_cleanups = []  # what to undo when Ctrl-C or SIGTERM ends the command (e.g. a sweep's claims)
 
 
-def _on_sigterm(signum, frame):
-    raise Terminated()
+def at_interrupt(cleanup):
+    """Run ``cleanup()`` if Ctrl-C or SIGTERM ends the command; returns it (see :func:`forget`)."""
+    _cleanups.append(cleanup)
+    return cleanup
 
 
-def _excepthook(kind, value, tb, previous=sys.excepthook):
-    if not issubclass(kind, KeyboardInterrupt):
-        return previous(kind, value, tb)
-    sys.stdout.flush()
-    print(f"{prog()}: interrupted", file=sys.stderr)
-    sys.stderr.flush()
-    if issubclass(kind, Terminated):
-        # Die of SIGTERM as the sender expects (exit status 143 in a shell).
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
-    # Python itself then ends an uncaught KeyboardInterrupt by SIGINT (exit status 130).
+def forget(cleanup):
+    if cleanup in _cleanups:
+        _cleanups.remove(cleanup)
+
+
+def _interrupted(signum, frame):
+    """End the command at once: remove temporary files, undo what was registered, one line, and die
+    of the same signal (exit status 130 for Ctrl-C, 143 for SIGTERM in a shell).
+
+    Nothing unwinds through the backend: an exception raised into TensorFlow's training loop
+    can crash its threads on the way out, so the process ends here instead.
+    """
+    for path in outputs.temporary_files():
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+    for cleanup in reversed(_cleanups):
+        try:
+            cleanup()
+        except Exception:  # noqa: BLE001 - the command is ending; each cleanup is best effort
+            pass
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+    os.write(2, f"{prog()}: interrupted\n".encode(errors="backslashreplace"))
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def handle_signals():
-    """Ctrl-C and SIGTERM unwind like an exception (temporary files are removed on the way),
-    then the command prints ``prog: interrupted`` and ends by that signal (130 or 143)."""
-    sys.excepthook = _excepthook
+    """Ctrl-C and SIGTERM (kill, timeout, SLURM) end the command with one line ``prog: interrupted``
+    and the signal's exit status, leaving no temporary file behind. Installed for SIGINT even where
+    the command was started with SIGINT ignored (a background job)."""
     try:
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, _interrupted)
     except ValueError:  # not the main thread: leave signals alone
         pass

@@ -63,6 +63,13 @@ def _probe(folder):
     os.remove(probe)
 
 
+_temporary = set()  # temporary files being written now (removed if Ctrl-C or SIGTERM ends the command)
+
+
+def temporary_files():
+    return list(_temporary)
+
+
 def _umask():
     mask = os.umask(0o022)
     os.umask(mask)
@@ -74,11 +81,12 @@ def atomic_path(path):
     """Yield a temporary path beside ``path`` (same extension); rename it into place on success.
 
     The file lands with the permissions the umask gives a new file (0644 under 022). On any
-    exception, Ctrl-C or SIGTERM included (see ch1.cli), the temporary file is removed.
+    exception the temporary file is removed; on Ctrl-C or SIGTERM too (ch1.cli.handle_signals).
     """
     folder, name = os.path.split(os.path.abspath(path))
     stem, ext = os.path.splitext(name)
     tmp = os.path.join(folder, f".{stem}.{secrets.token_hex(4)}{ext}")
+    _temporary.add(tmp)
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield tmp
@@ -88,6 +96,7 @@ def atomic_path(path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+        _temporary.discard(tmp)
 
 
 def write_json(path, data):

@@ -48,3 +48,18 @@ def test_sigterm_during_training_ends_in_one_line(tmp_path, mnist_npz):
     assert run.returncode == -signal.SIGTERM, err
     assert err.strip().splitlines() == ["rnn_mnist.py: interrupted"]
     assert not [p for p in os.listdir(tmp_path / "outputs") if p.startswith(".") or p.endswith((".json", ".keras"))]
+
+
+def test_sigterm_during_a_sweep_with_workers_releases_its_claims(tmp_path, mnist_npz):
+    """An interrupted sweep: one line, its workers ended, its claims given back (the trials run again)."""
+    run = subprocess.Popen([sys.executable, os.path.join(ROOT, "reproduce.py"), "--data", mnist_npz, "--smoke",
+                            "--table", "1.3.2", "--row", "1", "--row", "2", "--seeds", "1", "--workers", "2",
+                            "--results-dir", str(tmp_path), "--report", str(tmp_path / "R.md")],
+                           cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert "2 trials to run" in run.stdout.readline()
+    time.sleep(2)  # the workers are starting
+    run.send_signal(signal.SIGTERM)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == -signal.SIGTERM
+    assert err == "reproduce.py: interrupted\n"
+    assert os.listdir(tmp_path / "claims") == []
