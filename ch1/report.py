@@ -272,9 +272,17 @@ def budget_study(records):
             lines.append(line)
         tested = any(line["n"] for line in lines[1:])
         conclusion = ("; ".join(matches) if matches else
-                      "no tested budget reaches it" if tested else "not tested yet")
+                      f"no tested budget reaches it; closest: {_closest(lines, row)}" if tested else "not tested yet")
         found[(table_id, number)] = {"lines": lines, "conclusion": conclusion, "curves": curves}
     return found
+
+
+def _closest(lines, row):
+    """The setting whose mean train and test accuracy fall least short of the book's, in words."""
+    tried = [line for line in lines if line["n"]]
+    best = min(tried, key=lambda line: max(row.book_train - line["train"][0], row.book_test - line["test"][0]))
+    return (f"{best['setting']}, {best['epochs']} epochs (train {best['train'][0] - row.book_train:+.2f}, "
+            f"test {best['test'][0] - row.book_test:+.2f} points)")
 
 
 def _epochs_text(epochs):
@@ -322,7 +330,7 @@ def budget_study_figure(study, path):
                     label="train (longer budget)" if i == 0 else None)
             ax.plot(epochs, [100 * a for a in history["val_accuracy"]], color="C1", alpha=0.8,
                     label="test (longer budget)" if i == 0 else None)
-        for line, marker in zip(found["lines"][2:], ("s", "^")):
+        for line, marker in zip(found["lines"][:1] + found["lines"][2:], ("o", "s", "^")):
             if line["n"]:
                 ax.plot([line["epochs"]], [line["train"][0]], marker, color="C0", label=f"train, {line['setting']}")
                 ax.plot([line["epochs"]], [line["test"][0]], marker, color="C1", label=f"test, {line['setting']}")
@@ -332,6 +340,7 @@ def budget_study_figure(study, path):
         ax.set_xlabel("epoch")
         ax.set_ylabel("accuracy (%)")
         ax.set_ylim(max(80, min(row.book_test, row.book_train) - 8), 100.5)
+        ax.set_xlim(0, LONGER[table_id] + 1)
         ax.grid(alpha=0.3)
         outputs.whole_epochs(ax)
         ax.legend(fontsize=6, loc="lower right")
