@@ -68,8 +68,23 @@ def data_once(args):
 
 
 def run_trial(job):
-    """Train one row with one seed; return its record (a dict). Runs in a worker process too."""
-    trial, data_args, fast, validation, verbose = job
+    """Claim one trial, and unless another sweep has it or has recorded it, train it; return its record,
+    or ``{"skipped": why}``. Runs in a worker process too.
+
+    The claim comes first and the records are read again after it: a sweep appends a trial's record
+    before it gives the claim back, so a second sweep on the same folder sees one or the other.
+    """
+    trial, data_args, fast, validation, verbose, results_dir, owner = job
+    if not records.claim(results_dir, trial, owner):
+        return {"skipped": "claimed by another sweep"}
+    if trial in records.read_records(results_dir, quiet=True):
+        records.release(results_dir, trial, owner)
+        return {"skipped": "recorded by another sweep"}
+    return train_trial(trial, data_args, fast, validation, verbose)
+
+
+def train_trial(trial, data_args, fast=False, validation=False, verbose=0):
+    """Train one row with one seed as its listing does; return its record (a dict)."""
     table = TABLES[trial.table]
     row = table.rows[trial.row - 1]
     listing = importlib.import_module(table.listing)
@@ -223,26 +238,22 @@ def sweep(args, found):
         return
     data_once(args)  # check the data before any training (bad data exits here)
     path = records_path(args)
-    claimed, skipped = [], []
-    for trial in todo:
-        (claimed if records.claim(args.results_dir, trial) else skipped).append(trial)
-    if skipped:
-        print(f"{len(skipped)} of them claimed by another sweep on {args.results_dir}/: left to it", flush=True)
     data_args = argparse.Namespace(data=args.data, smoke=args.smoke)
     # One process shows each epoch as it ends (Keras' one line per epoch); workers stay quiet and the
-    # parent reports each trial.
+    # parent reports each trial. Each trial is claimed just before it runs, in this sweep's name.
     verbose = 2 if workers == 1 else 0
-    jobs = [(t, data_args, args.fast, args.validation, verbose) for t in claimed]
+    owner = os.getpid()
+    jobs = [(t, data_args, args.fast, args.validation, verbose, args.results_dir, owner) for t in todo]
     pool = None
 
     def release_claims():
-        # The claims of trials that did not finish go back (they run again), and the workers end.
+        # This sweep's claims on trials it did not finish go back (they run again); the workers end.
         if pool is not None:
             pool.terminate()
             pool.join()
-        for trial in claimed:
+        for trial in todo:
             if trial not in found:
-                records.release(args.results_dir, trial)
+                records.release(args.results_dir, trial, owner)
 
     def interrupted():
         release_claims()
@@ -251,6 +262,7 @@ def sweep(args, found):
         multiprocessing.util._exit_function()
 
     at_interrupt(interrupted)
+    left, skipped = len(jobs), 0
     try:
         if workers == 1 or len(jobs) < 2:
             results = map(run_trial, jobs)
@@ -258,19 +270,26 @@ def sweep(args, found):
             threads = max(1, (os.cpu_count() or 1) // workers)
             pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(threads,))
             results = pool.imap_unordered(run_trial, jobs)
-        for done, record in enumerate(results, 1):
+        for record in results:
+            left -= 1
+            if "skipped" in record:
+                skipped += 1
+                continue
             trial = records.trial_of(record)
             records.append_record(path, record)
-            records.release(args.results_dir, trial)
             found[trial] = record
+            records.release(args.results_dir, trial, owner)
             row = TABLES[trial.table].rows[trial.row - 1]
-            print(f"[{done}/{len(jobs)}] Table {trial.table} row {trial.row} ({row.label}) "
+            print(f"[{len(jobs) - left}/{len(jobs)}] Table {trial.table} row {trial.row} ({row.label}) "
                   f"seed {trial.seed}: test {100 * record['test_accuracy']:.2f}% "
                   f"train {100 * record['train_accuracy']:.2f}% in {record['fit_seconds']:.0f}s; "
-                  f"{len(jobs) - done} left", flush=True)
+                  f"{left} left", flush=True)
     finally:
         forget(interrupted)
         release_claims()
+    if skipped:
+        print(f"{skipped} of them left to another sweep on {args.results_dir}/ (claimed or recorded there)",
+              flush=True)
 
 
 if __name__ == "__main__":

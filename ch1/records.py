@@ -83,15 +83,17 @@ def warn(message):
     print(f"warning: {message}", file=sys.stderr)
 
 
-def read_records(results_dir):
-    """Every usable record in ``results_dir``/records*.jsonl (all shards): {Trial: record}, last wins."""
+def read_records(results_dir, quiet=False):
+    """Every usable record in ``results_dir``/records*.jsonl (all shards): {Trial: record}, last wins.
+    ``quiet``: skip unusable lines without a warning (they were warned about when the sweep began)."""
     found = {}
     for path in sorted(glob.glob(os.path.join(glob.escape(results_dir), "records*.jsonl"))):
         try:
             with open(path, "rb") as f:
                 lines = f.read().split(b"\n")
         except OSError as exc:
-            warn(f"{path}: skipping, cannot read it ({exc.strerror or exc})")
+            if not quiet:
+                warn(f"{path}: skipping, cannot read it ({exc.strerror or exc})")
             continue
         for number, raw in enumerate(lines, 1):
             if not raw.strip():
@@ -104,7 +106,8 @@ def read_records(results_dir):
             except ValueError:
                 reason = "not a whole JSON line (cut short?)"
             if reason:
-                warn(f"{path}:{number}: skipping an unreadable record ({reason}); that trial runs again")
+                if not quiet:
+                    warn(f"{path}:{number}: skipping an unreadable record ({reason}); that trial runs again")
                 continue
             found[trial_of(record)] = record
     return found
@@ -129,13 +132,15 @@ def claims_dir(results_dir):
     return os.path.join(results_dir, "claims")
 
 
-def claim(results_dir, trial):
-    """Claim ``trial`` for this process; False if another live sweep holds it.
+def claim(results_dir, trial, owner=None):
+    """Claim ``trial`` for the sweep ``owner`` (a process id; default this process); False if another
+    live sweep holds it.
 
     A claim is a file created with O_EXCL (atomic on local file systems and on NFS v3 and
-    later). A claim whose process is gone (same host) or older than two days (another host)
-    is taken over.
+    later). A claim whose sweep is gone (same host) or older than two days (another host) is
+    taken over.
     """
+    owner = owner or os.getpid()
     folder = claims_dir(results_dir)
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, trial.slug() + ".claim")
@@ -143,7 +148,10 @@ def claim(results_dir, trial):
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
-            if not _stale(path):
+            holder = _holder(path)
+            if holder == (socket.gethostname(), owner):
+                return True  # ours already (an interrupted sweep in this very process)
+            if not _stale(path, holder):
                 return False
             try:
                 os.remove(path)
@@ -151,32 +159,40 @@ def claim(results_dir, trial):
                 pass
             continue
         with os.fdopen(fd, "w") as f:
-            json.dump({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}, f)
+            json.dump({"host": socket.gethostname(), "pid": owner, "since": time.time()}, f)
         return True
     return False
 
 
-def release(results_dir, trial):
-    try:
-        os.remove(os.path.join(claims_dir(results_dir), trial.slug() + ".claim"))
-    except FileNotFoundError:
-        pass
+def release(results_dir, trial, owner=None):
+    """Give back the claim on ``trial`` if the sweep ``owner`` (default this process) holds it."""
+    path = os.path.join(claims_dir(results_dir), trial.slug() + ".claim")
+    if _holder(path) == (socket.gethostname(), owner or os.getpid()):
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
 
 
-def _stale(path):
+def _holder(path):
+    """``(host, pid)`` of a claim file, or None when it cannot be read (gone, being written, garbage)."""
     try:
         with open(path) as f:
             holder = json.load(f)
-        host, pid, since = holder["host"], int(holder["pid"]), float(holder["since"])
+        return holder["host"], int(holder["pid"])
     except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _stale(path, holder):
+    if holder is None:
         # Being written this very moment, or garbage: garbage older than a minute is stale.
         try:
             return time.time() - os.stat(path).st_mtime > 60
         except OSError:
             return True
+    host, pid = holder
     if host == socket.gethostname():
-        if pid == os.getpid():
-            return True  # our own, left by an interrupted sweep in this process
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
@@ -184,4 +200,7 @@ def _stale(path):
         except PermissionError:
             return False
         return False
-    return time.time() - since > CLAIM_STALE_S
+    try:
+        return time.time() - os.stat(path).st_mtime > CLAIM_STALE_S
+    except OSError:
+        return True

@@ -19,9 +19,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROWS = {"1.3.2": 18, "1.4.1": 4, "1.5.1": 4}
 
 
-def fake_record(job):
-    """What run_trial returns, without training: numbers that depend only on the trial."""
-    trial = job[0]
+def fake_record(trial, *_):
+    """What train_trial returns, without training: numbers that depend only on the trial."""
     accuracy = 0.9 + 0.001 * trial.row + 0.0001 * trial.seed
     return {"table": trial.table, "row": trial.row, "seed": trial.seed, "epochs": trial.epochs,
             "batch_size": trial.batch_size, "smoke": trial.smoke, "learning_rate": trial.learning_rate,
@@ -32,7 +31,7 @@ def fake_record(job):
 
 @pytest.fixture()
 def stand_in(monkeypatch):
-    monkeypatch.setattr(reproduce, "run_trial", fake_record)
+    monkeypatch.setattr(reproduce, "train_trial", fake_record)
 
 
 def argv_for(folder, *extra):
@@ -143,18 +142,18 @@ def test_other_budgets_are_recorded_apart_and_listed_apart(stand_in, tmp_path, c
 
 
 BAD_LINES = {
-    "wrong type": json.dumps({**fake_record((records.Trial("1.4.1", 2, 0, 1, 128, True),)), "test_accuracy": "0.6"}),
+    "wrong type": json.dumps({**fake_record(records.Trial("1.4.1", 2, 0, 1, 128, True)), "test_accuracy": "0.6"}),
     "missing field": json.dumps({"table": "1.4.1", "row": 2}),
-    "null history": json.dumps({**fake_record((records.Trial("1.4.1", 2, 0, 1, 128, True),)), "history": None}),
-    "bad history": json.dumps({**fake_record((records.Trial("1.4.1", 2, 0, 1, 128, True),)), "history": [1]}),
-    "no such row": json.dumps({**fake_record((records.Trial("1.4.1", 2, 0, 1, 128, True),)), "row": 9}),
+    "null history": json.dumps({**fake_record(records.Trial("1.4.1", 2, 0, 1, 128, True)), "history": None}),
+    "bad history": json.dumps({**fake_record(records.Trial("1.4.1", 2, 0, 1, 128, True)), "history": [1]}),
+    "no such row": json.dumps({**fake_record(records.Trial("1.4.1", 2, 0, 1, 128, True)), "row": 9}),
     "not an object": "[1, 2, 3]",
 }
 
 
 @pytest.mark.parametrize("kind", sorted(BAD_LINES) + ["invalid UTF-8"])
 def test_a_bad_record_is_skipped_with_one_warning(kind, stand_in, tmp_path, capsys):
-    good = json.dumps(fake_record((records.Trial("1.4.1", 1, 0, 1, 128, True),)))
+    good = json.dumps(fake_record(records.Trial("1.4.1", 1, 0, 1, 128, True)))
     bad = b"\xff\xfe{" if kind == "invalid UTF-8" else BAD_LINES[kind].encode()
     (tmp_path / "records.jsonl").write_bytes(good.encode() + b"\n" + bad + b"\n")
     found = records.read_records(str(tmp_path))
@@ -204,7 +203,7 @@ def test_a_trial_claimed_by_a_live_sweep_is_left_to_it(stand_in, tmp_path, capsy
     (tmp_path / "claims" / (trial.slug() + ".claim")).write_text(
         json.dumps({"host": records.socket.gethostname(), "pid": os.getppid(), "since": 0}))
     reproduce.main(argv_for(tmp_path, "--table", "1.4.1", "--row", "1", "--row", "2"))
-    assert "1 of them claimed by another sweep" in capsys.readouterr().out
+    assert "1 of them left to another sweep" in capsys.readouterr().out
     assert {t.row for t in records.read_records(str(tmp_path))} == {2}
     # A claim whose process is gone is taken over.
     (tmp_path / "claims" / (trial.slug() + ".claim")).write_text(
@@ -219,22 +218,22 @@ sys.path.insert(0, {root!r})
 import reproduce
 from tests.test_reproduce import fake_record
 
-def slow(job):
+def slow(trial, *rest):
     time.sleep(0.3)
-    return fake_record(job)
+    return fake_record(trial)
 
-reproduce.run_trial = slow
+reproduce.train_trial = slow
 reproduce.main(["--smoke", "--seeds", "2", "--table", "1.4.1", "--results-dir", {folder!r},
                 "--report", {folder!r} + "/R" + sys.argv[1] + ".md"])
 """
 
 
-def test_two_concurrent_sweeps_run_each_trial_once(tmp_path):
+def test_concurrent_sweeps_run_each_trial_once(tmp_path):
     script = tmp_path / "sweep.py"
     script.write_text(CONCURRENT.format(root=ROOT, folder=str(tmp_path / "results")))
     env = {**os.environ, "PYTHONPATH": ROOT}
     sweeps = [subprocess.Popen([sys.executable, str(script), str(i)], env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True) for i in range(2)]
+                               stderr=subprocess.PIPE, text=True) for i in range(3)]
     outs = [p.communicate(timeout=300) for p in sweeps]
     assert all(p.returncode == 0 for p in sweeps), outs
     lines = (tmp_path / "results" / "records.jsonl").read_text().splitlines()

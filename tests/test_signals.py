@@ -57,7 +57,11 @@ def test_sigterm_during_a_sweep_with_workers_releases_its_claims(tmp_path, mnist
                             "--results-dir", str(tmp_path), "--report", str(tmp_path / "R.md")],
                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert "2 trials to run" in run.stdout.readline()
-    time.sleep(2)  # the workers are starting
+    claims = tmp_path / "claims"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (claims.is_dir() and os.listdir(claims)):
+        time.sleep(0.1)  # until the workers hold their claims
+    assert os.listdir(claims)
     run.send_signal(signal.SIGTERM)
     out, err = run.communicate(timeout=60)
     assert run.returncode == -signal.SIGTERM
