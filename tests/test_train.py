@@ -68,6 +68,7 @@ print(json.dumps(results))
 """
 
 
+@pytest.mark.backend  # CI's backend phases are where JAX is installed
 @needs_jax
 def test_compiled_loop_takes_the_same_steps_as_model_fit(tmp_path, mnist_npz, monkeypatch):
     monkeypatch.setenv("MNIST_DATA", mnist_npz)
