@@ -42,6 +42,8 @@ def build_model(hidden_units=hidden_units, dropout=dropout, activation='relu', l
     second hidden layer wider than the first (default: as wide)."""
     regularizer = l2(l2_weight) if l2_weight else None
     # model is a 3-layer MLP with ReLU and dropout after each layer
+    # Book: Dense(hidden_units) and Activation('relu') twice; with the defaults below the layers
+    # are exactly those (no regularizer, 'relu', the second as wide as the first).
     model = Sequential()
     # Book: Dense(hidden_units, input_dim=input_size) as the first layer; Keras 3 warns about
     # input_dim= on a layer and asks for an Input first, which builds the same model.
@@ -95,7 +97,7 @@ def main(argv=None):
     # validate the model on test dataset to determine generalization
     _, acc = model.evaluate(x_test,
                             y_test,
-                            batch_size=args.batch_size,
+                            batch_size=batch_size,
                             verbose=0)
     print("\nTest accuracy: %.1f%%" % (100.0 * acc))
     return run.finish(model, acc)

@@ -83,7 +83,7 @@ def main(argv=None):
 
     _, acc = model.evaluate(x_test,
                             y_test,
-                            batch_size=args.batch_size,
+                            batch_size=batch_size,
                             verbose=0)
     print("\nTest accuracy: %.1f%%" % (100.0 * acc))
     return run.finish(model, acc)
