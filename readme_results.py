@@ -118,8 +118,8 @@ def photos_table(result):
     """The hit rate per kind of photo (benchmarks/bench_photos.py)."""
     lines = ["| kind | read right | unreadable |", "|---|---|---|",
              f"| MNIST itself (the same digits, 28x28) | {100 * result['mnist_accuracy']:.0f}% | — |"]
-    for kind, row in result["kinds"].items():
-        lines.append(f"| {kind} | {100 * row['hit_rate']:.0f}% | {row['refused']} |")
+    for kind, read in result["kinds"].items():
+        lines.append(f"| {kind} | {100 * read['hit_rate']:.0f}% | {read['refused']} |")
     return "\n".join(lines)
 
 
