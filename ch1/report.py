@@ -365,7 +365,44 @@ def budget_study_section(study, elsewhere=()):
         parts.append(f"### Table {table_id} row {number} ({row.label}): book train {row.book_train:.2f} %, "
                      f"test {row.book_test:.2f} %\n\n" + "\n".join(lines) +
                      f"\n\n**Conclusion:** {found['conclusion']}.\n")
+    common = one_budget(study, "1.3.2")
+    if common is not None:
+        epochs, curves = common
+        parts.append(f"### One budget for all the tested rows of Table 1.3.2\n\n"
+                     f"Epochs at which all {curves} longer curves of the tested Table 1.3.2 rows (every row, every "
+                     f"seed) are within {OFF_BY} points of the book's train and test accuracy at once: "
+                     + (f"{_ranges(epochs)} (of {LONGER['1.3.2']})." if epochs else
+                        f"none of the {LONGER['1.3.2']}.") + "\n")
     return "\n".join(parts)
+
+
+def one_budget(study, table_id):
+    """The epochs at which every longer curve of the table's tested rows is within OFF_BY points of the
+    book's train and test accuracy (both ways), and how many curves that is; None until every tested
+    row of the table has a full-length curve."""
+    curves = []
+    for (tid, number), found in study.items():
+        if tid != table_id:
+            continue
+        full = [h for h in found["curves"] if len(h["accuracy"]) == LONGER[table_id]]
+        if not full:
+            return None
+        curves += [(TABLES[tid].rows[number - 1], h) for h in full]
+    epochs = [e for e in range(1, LONGER[table_id] + 1)
+              if all(abs(100 * h["accuracy"][e - 1] - row.book_train) <= OFF_BY and
+                     abs(100 * h["val_accuracy"][e - 1] - row.book_test) <= OFF_BY for row, h in curves)]
+    return epochs, len(curves)
+
+
+def _ranges(numbers):
+    """[160, 161, 162, 165, 166] -> '160-162, 165-166'."""
+    spans = []
+    for n in numbers:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
 def budget_study_figure(study, path):

@@ -357,3 +357,28 @@ def test_budget_study_reads_the_epoch_a_curve_reaches_the_book(tmp_path):
     assert study[("1.3.2", 4)]["lines"][2]["epochs"] == "none"
     assert study[("1.3.2", 4)]["conclusion"] == ("no tested budget reaches it; closest: batch 32 (4x the steps), "
                                                  "20 epochs (train -1.43, test -0.50 points)")
+
+
+def test_one_budget_is_the_epochs_every_tested_row_is_at_the_book():
+    """The epochs at which every longer curve of Table 1.3.2's tested rows sits within 0.3 points of the
+    book (train and test) at once: none until every tested row has a full curve; then the overlap,
+    with an epoch where one row strays left out."""
+    table = TABLES["1.3.2"]
+    tested = [number for table_id, number in report.STUDY_ROWS if table_id == "1.3.2"]
+
+    def record(number, reach, dip=None):
+        row = table.rows[number - 1]
+        train = [(row.book_train - (2 if e < reach or e == dip else 0)) / 100 for e in range(1, 201)]
+        test = [(row.book_test - (2 if e < reach else 0)) / 100 for e in range(1, 201)]
+        return {"table": "1.3.2", "row": number, "seed": 0, "epochs": 200, "batch_size": 128, "smoke": False,
+                "learning_rate": None, "test_accuracy": test[-1], "train_accuracy": train[-1], "fit_seconds": 1.0,
+                "history": {"accuracy": train, "val_accuracy": test}}
+
+    found = [record(number, reach=100 + 10 * i, dip=180 if i == 0 else None) for i, number in enumerate(tested)]
+    partial = report.budget_study({records.trial_of(r): r for r in found[:-1]})
+    assert report.one_budget(partial, "1.3.2") is None
+    study = report.budget_study({records.trial_of(r): r for r in found})
+    last = 100 + 10 * (len(tested) - 1)
+    epochs, curves = report.one_budget(study, "1.3.2")
+    assert curves == len(tested) and epochs == [e for e in range(last, 201) if e != 180]
+    assert f"at once: {last}-179, 181-200 (of 200)." in report.budget_study_section(study)
