@@ -4,8 +4,8 @@
     python -m benchmarks.bench_train --json results/bench/cpu-tensorflow-cnn.json
     python readme_results.py             # rewrites the tables between the markers in README.md
 
-The tables are never typed by hand: each cell comes from results/listings/<name>.json or
-results/bench/*.json.
+The tables are never typed by hand: each cell comes from results/listings/<name>.json,
+results/bench*/*.json, results/serve, results/photos, or reproduce.py's records (the SGD budget study).
 """
 
 import argparse
@@ -14,13 +14,16 @@ import json
 import os
 import re
 
+from ch1 import records, report
 from ch1.outputs import mean_std
-from ch1.tables import LISTINGS, row
+from ch1.tables import LISTINGS, TABLES, row
+
 MARKERS = {"listings": ("<!-- listing-results:begin -->", "<!-- listing-results:end -->"),
            "bench": ("<!-- bench:begin -->", "<!-- bench:end -->"),
            "sweep": ("<!-- sweep:begin -->", "<!-- sweep:end -->"),
            "serve": ("<!-- serve:begin -->", "<!-- serve:end -->"),
-           "photos": ("<!-- photos:begin -->", "<!-- photos:end -->")}
+           "photos": ("<!-- photos:begin -->", "<!-- photos:end -->"),
+           "sgd": ("<!-- sgd-study:begin -->", "<!-- sgd-study:end -->")}
 
 
 def table(folder):
@@ -130,6 +133,39 @@ def photos_tables(folder):
     return "\n\n".join(blocks) or "No photos read yet."
 
 
+def sgd_study(folder):
+    """The budget study's findings in brief (RESULTS.md has them whole), from the sweep's records."""
+    study = report.budget_study(records.read_records(folder, quiet=True))
+
+    def cell(line):
+        if not line["n"]:
+            return "not run"
+        return f"{mean_std(*line['train'])} / {mean_std(*line['test'])} (n={line['n']})"
+
+    lines = ["| tested row | book train / test % | the book's budget | longer (lr 0.01): first epoch at the book, "
+             "by seed | learning rate 0.1 | batch 32 (4x the steps) |", "|---|---|---|---|---|---|"]
+    for (table_id, number), found in study.items():
+        book = TABLES[table_id].rows[number - 1]
+        by = {line["setting"]: line for line in found["lines"]}
+        budget = by["the book's budget"]
+        first = found["match_epochs"]
+        reach = ", ".join("none" if e is None else str(e) for e in first) or "not run"
+        if first:
+            reach += f" (of {by['longer, last epoch']['epochs']})"
+        lines.append(f"| Table {table_id} row {number}: {book.label} | {book.book_train:.2f} / {book.book_test:.2f} "
+                     f"| {cell(budget)}, {budget['epochs']} epochs | {reach} "
+                     f"| {cell(by['learning rate 0.1'])} | {cell(by['batch 32 (4x the steps)'])} |")
+    common = report.one_budget(study, "1.3.2")
+    if common:
+        epochs, curves = common
+        lines += ["", f"All {curves} longer curves of the tested Table 1.3.2 rows are within {report.OFF_BY} points "
+                      f"of the book's train and test accuracy at once at epochs "
+                      f"{report.ranges(epochs) if epochs else 'none'} of {report.LONGER['1.3.2']}."]
+    lines += ["", f"Train / test accuracy %, mean ± std over n seeds. Made by `python readme_results.py` from "
+                  f"`{folder}/records*.jsonl`; RESULTS.md has each setting's table and conclusion."]
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--runs", default="results/listings", help="folder with the runs' <name>.json")
@@ -137,13 +173,14 @@ def main(argv=None):
     parser.add_argument("--sweep", default="results/bench-sweep", help="folder with the sweep benchmark's JSON")
     parser.add_argument("--serve", default="results/serve", help="folder with the page's round-trip JSON")
     parser.add_argument("--photos", default="results/photos", help="folder with the photo benchmark's JSON")
+    parser.add_argument("--records", default="results", help="folder with reproduce.py's records*.jsonl")
     parser.add_argument("--readme", default="README.md")
     args = parser.parse_args(argv)
     with open(args.readme) as f:
         text = f.read()
     for key, body in (("listings", table(args.runs)), ("bench", bench_tables(args.bench)),
                       ("sweep", sweep_tables(args.sweep)), ("serve", serve_lines(args.serve)),
-                      ("photos", photos_tables(args.photos))):
+                      ("photos", photos_tables(args.photos)), ("sgd", sgd_study(args.records))):
         begin, end = MARKERS[key]
         if begin not in text or end not in text:
             raise SystemExit(f"{args.readme}: no {begin} ... {end} markers")

@@ -371,7 +371,7 @@ def budget_study_section(study, elsewhere=()):
         parts.append(f"### One budget for all the tested rows of Table 1.3.2\n\n"
                      f"Epochs at which all {curves} longer curves of the tested Table 1.3.2 rows (every row, every "
                      f"seed) are within {OFF_BY} points of the book's train and test accuracy at once: "
-                     + (f"{_ranges(epochs)} (of {LONGER['1.3.2']})." if epochs else
+                     + (f"{ranges(epochs)} (of {LONGER['1.3.2']})." if epochs else
                         f"none of the {LONGER['1.3.2']}.") + "\n")
     return "\n".join(parts)
 
@@ -394,7 +394,7 @@ def one_budget(study, table_id):
     return epochs, len(curves)
 
 
-def _ranges(numbers):
+def ranges(numbers):
     """[160, 161, 162, 165, 166] -> '160-162, 165-166'."""
     spans = []
     for n in numbers:

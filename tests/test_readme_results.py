@@ -30,3 +30,11 @@ def test_bench_table_shows_a_spread_only_over_repeats(tmp_path):
     text = readme_results.bench_tables(str(tmp_path))
     assert "| cnn | plain | 40.000 | 3.0 | 98.89 | 1.00x |" in text
     assert "| cnn | plain | 40.000 | 3.0 | 99.00 ± 0.12 | 1.00x |" in text
+
+
+def test_sgd_study_says_what_is_not_run(tmp_path):
+    """With no records the study's brief shows every tested row as not run, and claims no common budget."""
+    text = readme_results.sgd_study(str(tmp_path))
+    rows = [line for line in text.splitlines() if line.startswith("| Table ")]
+    assert len(rows) == 6 and all(line.count("not run") == 4 for line in rows)
+    assert "at once" not in text
