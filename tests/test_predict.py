@@ -13,6 +13,7 @@ import cnn_mnist
 import mlp_mnist
 import predict
 import rnn_mnist
+from benchmarks import photos
 from ch1 import digits as prep
 from ch1.data import prepare_images
 
@@ -38,16 +39,6 @@ def save(array, path):
 
 def scaled(image, size):
     return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC))
-
-
-def photo(image, rng, size=300):
-    """A digit as if photographed: blue ink on cream paper, light falling off across it, noise."""
-    ink = scaled(image, (size, size)).astype(float) / 255
-    y, x = np.mgrid[0:size, 0:size] / size
-    paper = 215 + 35 * x - 45 * y + rng.normal(0, 5, (size, size))
-    grey = paper * (1 - ink) + 45 * ink
-    rgb = np.stack([grey * 0.75, grey * 0.8, grey * 1.05 + 10 * ink], axis=-1)
-    return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
 def run(argv, capsys):
@@ -158,9 +149,9 @@ def test_colour_photos_work(trained, digits, tmp_path, capsys):
     expected = model.predict(prepare_images(images[:20], cnn_mnist.input_shape), verbose=0).argmax(axis=1)
     rng = np.random.default_rng(0)
     paths = []
-    for i, x in enumerate(images[:20]):
+    for i, x in enumerate(images[:20]):  # each kind of paper and ink the photo benchmark uses, in turn
         path = str(tmp_path / f"photo-{i}.jpg")
-        Image.fromarray(photo(x, rng)).save(path, quality=85)
+        Image.fromarray(photos.photo(x, photos.KINDS[i % len(photos.KINDS)], rng, size=300)).save(path, quality=85)
         paths.append(path)
     # A transparent PNG: black ink whose opacity is the digit (as drawing programs save it).
     rgba = np.zeros((84, 84, 4), np.uint8)
