@@ -382,3 +382,30 @@ def test_one_budget_is_the_epochs_every_tested_row_is_at_the_book():
     epochs, curves = report.one_budget(study, "1.3.2")
     assert curves == len(tested) and epochs == [e for e in range(last, 201) if e != 180]
     assert f"at once: {last}-179, 181-200 (of 200)." in report.budget_study_section(study)
+
+
+def test_the_readmes_reading_of_the_sgd_rows_holds_for_the_committed_records():
+    """What README's "Why the book's plain-SGD rows beat the 20-epoch re-run" says in words, checked
+    against results/records.jsonl, so that new records cannot leave it untrue."""
+    recorded = records.read_records(os.path.join(ROOT, "results"), quiet=True)
+    study = report.budget_study(recorded)
+    mlp = {number: found for (table_id, number), found in study.items() if table_id == "1.3.2"}
+    for found in mlp.values():  # every tested row's curve reaches the book, in every seed run
+        assert found["match_epochs"] and None not in found["match_epochs"]
+        assert min(found["match_epochs"]) > 2 * 20  # after several times the 20 epochs
+    epochs, _ = report.one_budget(study, "1.3.2")
+    assert epochs and epochs[-1] == report.LONGER["1.3.2"]  # all at once, near the end of the 200
+    table = TABLES["1.3.2"]
+    for number, found in mlp.items():
+        row, line = table.rows[number - 1], {line["setting"]: line for line in found["lines"]}["learning rate 0.1"]
+        short = (line["train"][0] < row.book_train - report.OFF_BY, line["test"][0] < row.book_test - report.OFF_BY)
+        expected = {1: (True, True), 2: (True, False), 6: (True, False)}.get(number, (False, False))
+        assert short == expected, (number, short)  # lr 0.1 matches some rows and misses others
+        by = {line["setting"]: line for line in found["lines"]}  # batch 32 lands between
+        for key, book in (("train", row.book_train), ("test", row.book_test)):
+            assert by["the book's budget"][key][0] < by["batch 32 (4x the steps)"][key][0] < book, (number, key)
+    elsewhere = report.same_optimizer_elsewhere(recorded)  # the RNN's SGD rows match; the CNN's does not
+    assert [line.endswith(": within 0.3 points") for line in elsewhere] == [False, True, True]
+    cnn = study[("1.4.1", 1)]
+    assert cnn["match_epochs"] and min(e for e in cnn["match_epochs"] if e) > TABLES["1.4.1"].epochs
+    assert cnn["conclusion"].count("goes past the book with learning rate 0.1")
