@@ -212,6 +212,7 @@ class Server(ThreadingHTTPServer):
     """ThreadingHTTPServer whose request threads do not outlive it, quiet about clients that hang up."""
 
     daemon_threads = True
+    request_queue_size = 128  # connections waiting to be accepted: a classroom's worth at once, not 5
 
     def handle_error(self, request, client_address):
         kind, exc = sys.exc_info()[:2]
