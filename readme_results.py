@@ -155,12 +155,9 @@ def sgd_study(folder):
         lines.append(f"| Table {table_id} row {number}: {book.label} | {book.book_train:.2f} / {book.book_test:.2f} "
                      f"| {cell(budget)}, {budget['epochs']} epochs | {reach} "
                      f"| {cell(by['learning rate 0.1'])} | {cell(by['batch 32 (4x the steps)'])} |")
-    common = report.one_budget(study, "1.3.2")
+    common = report.one_budget_sentence(study)
     if common:
-        epochs, curves = common
-        lines += ["", f"All {curves} longer curves of the tested Table 1.3.2 rows are within {report.OFF_BY} points "
-                      f"of the book's train and test accuracy at once at epochs "
-                      f"{report.ranges(epochs) if epochs else 'none'} of {report.LONGER['1.3.2']}."]
+        lines += ["", common]
     lines += ["", f"Train / test accuracy %, mean ± std over n seeds. Made by `python readme_results.py` from "
                   f"`{folder}/records*.jsonl`; RESULTS.md has each setting's table and conclusion."]
     return "\n".join(lines)

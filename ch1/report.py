@@ -235,6 +235,11 @@ def _reaches(train, test, row):
     return train >= row.book_train - OFF_BY and test >= row.book_test - OFF_BY
 
 
+def _within(train, test, row):
+    """Whether train and test accuracy (%) are both within OFF_BY of the book's numbers, either way."""
+    return abs(train - row.book_train) <= OFF_BY and abs(test - row.book_test) <= OFF_BY
+
+
 def first_match(record, row):
     """The first epoch (from 1) at which a run's curve reaches the book's train and test accuracy, or
     None. Needs the test accuracy after every epoch (``val_accuracy``, reproduce.py --validation)."""
@@ -273,7 +278,7 @@ def budget_study(records):
                 lines.append(line)
                 if runs and _reaches(line["train"][0], line["test"][0], row):
                     gaps = (line["train"][0] - row.book_train, line["test"][0] - row.book_test)
-                    if max(abs(g) for g in gaps) <= OFF_BY:
+                    if _within(line["train"][0], line["test"][0], row):
                         matches.append(f"matches the book with {label}, {budget['epochs']} epochs")
                     else:
                         matches.append(f"goes past the book with {label}, {budget['epochs']} epochs "
@@ -324,10 +329,11 @@ def same_optimizer_elsewhere(records):
     for table_id in ("1.4.1", "1.5.1"):
         table = TABLES[table_id]
         for r in summarize(table, records, book_budget(table)):
-            if r["n"] and table.rows[r["row"] - 1].optimizer == "sgd":
+            row = table.rows[r["row"] - 1]
+            if r["n"] and row.optimizer == "sgd":
                 train_diff = r["train_mean"] - r["book_train"]
-                verdict = ("within" if max(abs(train_diff), abs(r["test_diff"])) <= OFF_BY else "not within")
-                found.append(f"Table {table_id} row {r['row']} ({table.rows[r['row'] - 1].label}, "
+                verdict = "within" if _within(r["train_mean"], r["test_mean"], row) else "not within"
+                found.append(f"Table {table_id} row {r['row']} ({row.label}, "
                              f"{table.epochs} epochs): train {outputs.mean_std(r['train_mean'], r['train_std'])} % "
                              f"against the book's {r['book_train']:.2f} % ({train_diff:+.2f}), test "
                              f"{outputs.mean_std(r['test_mean'], r['test_std'])} % against {r['book_test']:.2f} % "
@@ -365,15 +371,21 @@ def budget_study_section(study, elsewhere=()):
         parts.append(f"### Table {table_id} row {number} ({row.label}): book train {row.book_train:.2f} %, "
                      f"test {row.book_test:.2f} %\n\n" + "\n".join(lines) +
                      f"\n\n**Conclusion:** {found['conclusion']}.\n")
-    common = one_budget(study, "1.3.2")
-    if common is not None:
-        epochs, curves = common
-        parts.append(f"### One budget for all the tested rows of Table 1.3.2\n\n"
-                     f"Epochs at which all {curves} longer curves of the tested Table 1.3.2 rows (every row, every "
-                     f"seed) are within {OFF_BY} points of the book's train and test accuracy at once: "
-                     + (f"{ranges(epochs)} (of {LONGER['1.3.2']})." if epochs else
-                        f"none of the {LONGER['1.3.2']}.") + "\n")
+    common = one_budget_sentence(study)
+    if common:
+        parts.append(f"### One budget for all the tested rows of Table 1.3.2\n\n{common}\n")
     return "\n".join(parts)
+
+
+def one_budget_sentence(study, table_id="1.3.2"):
+    """:func:`one_budget` in a sentence, or None until every tested row of the table has a full curve."""
+    common = one_budget(study, table_id)
+    if common is None:
+        return None
+    epochs, curves = common
+    return (f"All {curves} longer curves of the tested Table {table_id} rows (every row, every seed) are within "
+            f"{OFF_BY} points of the book's train and test accuracy at once at epochs "
+            f"{_ranges(epochs) if epochs else 'none'} of {LONGER[table_id]}.")
 
 
 def one_budget(study, table_id):
@@ -389,12 +401,11 @@ def one_budget(study, table_id):
             return None
         curves += [(TABLES[tid].rows[number - 1], h) for h in full]
     epochs = [e for e in range(1, LONGER[table_id] + 1)
-              if all(abs(100 * h["accuracy"][e - 1] - row.book_train) <= OFF_BY and
-                     abs(100 * h["val_accuracy"][e - 1] - row.book_test) <= OFF_BY for row, h in curves)]
+              if all(_within(100 * h["accuracy"][e - 1], 100 * h["val_accuracy"][e - 1], row) for row, h in curves)]
     return epochs, len(curves)
 
 
-def ranges(numbers):
+def _ranges(numbers):
     """[160, 161, 162, 165, 166] -> '160-162, 165-166'."""
     spans = []
     for n in numbers:

@@ -381,7 +381,7 @@ def test_one_budget_is_the_epochs_every_tested_row_is_at_the_book():
     last = 100 + 10 * (len(tested) - 1)
     epochs, curves = report.one_budget(study, "1.3.2")
     assert curves == len(tested) and epochs == [e for e in range(last, 201) if e != 180]
-    assert f"at once: {last}-179, 181-200 (of 200)." in report.budget_study_section(study)
+    assert f"at once at epochs {last}-179, 181-200 of 200." in report.budget_study_section(study)
 
 
 def test_the_readmes_reading_of_the_sgd_rows_holds_for_the_committed_records():
