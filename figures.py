@@ -25,8 +25,9 @@ import numpy as np
 from ch1 import outputs
 from ch1.cli import Parser, add_data_arg, fail, output_dir, seed
 from ch1.data import one_line, prepare_images
+from ch1.files import regular_file
 from ch1.run import add_smoke_arg, load_data
-from ch1.tables import LISTINGS
+from tools.tables import LISTINGS
 
 plt = outputs.plt
 
@@ -209,10 +210,12 @@ def main(argv=None):
     model_path = os.path.join(args.models_dir, "cnn-mnist.keras")
     runs = [read_run(path) for path in (os.path.join(args.models_dir, listing.name + ".json")
                                         for listing in LISTINGS.values()) if os.path.isfile(path)]
-    if not os.path.exists(model_path):
-        fail(f"{model_path}: no trained CNN here; run `python cnn_mnist.py` first (or pass --models-dir)")
-    if not os.path.isfile(model_path):  # a FIFO or device would block the read forever
-        fail(f"{model_path}: not a regular file")
+    try:
+        regular_file(model_path, "a Keras model file", ValueError)
+    except ValueError as exc:
+        if not os.path.lexists(model_path):
+            fail(f"{model_path}: no trained CNN here; run `python cnn_mnist.py` first (or pass --models-dir)")
+        fail(str(exc))
     try:
         model = keras.saving.load_model(model_path)
     except Exception as exc:  # noqa: BLE001 - any failure: not a loadable Keras model

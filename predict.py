@@ -24,7 +24,6 @@ quiet_startup()  # before Keras loads TensorFlow: its start-up notices stay off 
 
 import argparse
 import os
-import stat
 import sys
 import zipfile
 
@@ -34,7 +33,8 @@ import numpy as np
 from ch1 import outputs
 from ch1.cli import Parser, error, fail, output_dir
 from ch1.data import IMAGE_SIZE, NUM_LABELS, one_line, prepare_images
-from ch1.digits import ImageError, file_kind, probabilities, read_image, to_mnist
+from ch1.files import regular_file
+from tools.digits import ImageError, probabilities, read_image, to_mnist
 from ch1.outputs import plt
 
 DEFAULT_MODEL = os.path.join("outputs", "cnn-mnist.keras")
@@ -51,15 +51,11 @@ def load_classifier(path):
     """Load a saved MNIST classifier; anything else exits with one line and status 2."""
     flag = f"--model {printable(path)}"
     try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        fail(f"{flag}: no such file; train one first (python cnn_mnist.py saves {DEFAULT_MODEL})")
-    except OSError as exc:
-        fail(f"{flag}: cannot read ({exc.strerror})")
-    if stat.S_ISDIR(info.st_mode):
-        fail(f"{flag}: a folder, not a Keras model file (.keras)")
-    if not stat.S_ISREG(info.st_mode):  # a FIFO would block the reading, a device never end
-        fail(f"{flag}: not a regular file ({file_kind(info.st_mode)}), not a Keras model file")
+        regular_file(path, "a Keras model file (.keras)", ValueError, flag)
+    except ValueError as exc:
+        if not os.path.lexists(path):
+            fail(f"{exc}; train one first (python cnn_mnist.py saves {DEFAULT_MODEL})")
+        fail(str(exc))
     if not path.lower().endswith(MODEL_SUFFIXES):
         fail(f"{flag}: not a Keras model file (expected a .keras file, as the listings save)")
     try:
@@ -183,7 +179,7 @@ def main(argv=None):
     args = parse_args(argv)
     model = load_classifier(args.model)
     if args.serve:
-        from ch1 import serve
+        from tools import serve
 
         return serve.serve(model, args.host, args.port, label=printable(args.model))
     if args.show:

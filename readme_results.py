@@ -14,9 +14,9 @@ import json
 import os
 import re
 
-from ch1 import records, report
+from tools import records, report
 from ch1.outputs import mean_std
-from ch1.tables import LISTINGS, TABLES, row
+from tools.tables import LISTINGS, TABLES, row
 
 MARKERS = {"listings": ("<!-- listing-results:begin -->", "<!-- listing-results:end -->"),
            "bench": ("<!-- bench:begin -->", "<!-- bench:end -->"),

@@ -22,6 +22,7 @@ quiet_startup()  # before Keras loads TensorFlow: its start-up notices stay off 
 
 import argparse
 import importlib
+import math
 import multiprocessing
 import multiprocessing.util
 import os
@@ -31,11 +32,13 @@ import time
 
 import keras
 
-from ch1 import device, records, report
+from ch1 import device
+from tools import records, report
 from ch1.cli import Parser, add_data_arg, at_interrupt, forget, output_dir, output_file, positive_int
 from ch1.run import add_smoke_arg, load_data
-from ch1.tables import TABLES
-from ch1.train import train_and_evaluate
+from tools.tables import SWEEPS, TABLES
+from tools.train import train_and_evaluate
+from tools.variants import builder
 
 SMOKE_DIR = os.path.join("outputs", "reproduce-smoke")  # smoke sweeps never touch the committed results
 
@@ -47,7 +50,7 @@ def plan(args):
     trials = []
     for seed in range(args.seeds):
         for table_id in args.tables:
-            table = TABLES[table_id]
+            table = SWEEPS[table_id]
             rows = args.rows or range(1, len(table.rows) + 1)
             for row in rows:
                 epochs = 1 if args.smoke else (args.epochs or table.epochs)
@@ -85,13 +88,13 @@ def run_trial(job):
 
 def train_trial(trial, data_args, fast=False, validation=False, verbose=0):
     """Train one row with one seed as its listing does; return its record (a dict)."""
-    table = TABLES[trial.table]
+    table = SWEEPS[trial.table]
     row = table.rows[trial.row - 1]
     listing = importlib.import_module(table.listing)
     if verbose:
         print(f"Table {trial.table} row {trial.row} ({row.label}) seed {trial.seed}: {trial.epochs} epochs, "
               f"batch {trial.batch_size}", flush=True)
-    result = train_and_evaluate(listing.build_model, row.build, row.optimizer, data_once(data_args),
+    result = train_and_evaluate(builder(listing.build_model, row.variant), row.build, row.optimizer, data_once(data_args),
                                 trial.epochs, trial.batch_size, trial.seed, learning_rate=trial.learning_rate,
                                 precision=trial.precision, fast=fast, validation=validation, verbose=verbose)
     return {
@@ -100,7 +103,8 @@ def train_trial(trial, data_args, fast=False, validation=False, verbose=0):
         "backend": trial.backend, "precision": trial.precision, "params": result["params"],
         "train_accuracy": result["train_accuracy"], "test_accuracy": result["test_accuracy"],
         "fit_seconds": round(sum(result["epoch_seconds"]), 2),
-        "history": {k: [round(v, 5) for v in vs] for k, vs in result["history"].items()},
+        "history": {k: [round(v, 5) if math.isfinite(v) else None for v in vs] for k, vs in result["history"].items()},
+        "diverged": result["diverged"],
         **device.describe(), "threads": _threads(), "versions": device.versions(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -167,8 +171,9 @@ def learning_rate(text):
 
 def parse_args(argv):
     parser = Parser(__doc__)
-    parser.add_argument("--table", choices=sorted(TABLES), action="append", dest="tables",
-                        help="a table to run (repeatable); default: all three")
+    parser.add_argument("--table", choices=sorted(SWEEPS), action="append", dest="tables",
+                        help="a table to run (repeatable; cnn-variants: Listing 1.4.1's model with the changes "
+                        "the CNN section describes); default: the book's three")
     parser.add_argument("--row", type=positive_int, action="append", dest="rows",
                         help="only this row of the chosen tables (repeatable); default: every row")
     parser.add_argument("--seeds", type=positive_int, default=3, help="seeds per row (0..N-1)")
@@ -202,8 +207,8 @@ def parse_args(argv):
     args.tables = sorted(set(args.tables or TABLES))
     for number in args.rows or ():
         for table_id in args.tables:
-            if number > len(TABLES[table_id].rows):
-                parser.error(f"argument --row: Table {table_id} has {len(TABLES[table_id].rows)} rows, not {number}")
+            if number > len(SWEEPS[table_id].rows):
+                parser.error(f"argument --row: Table {table_id} has {len(SWEEPS[table_id].rows)} rows, not {number}")
     if args.results_dir is None:
         args.results_dir = SMOKE_DIR if args.smoke else "results"
     if args.report is None:
@@ -279,7 +284,7 @@ def sweep(args, found):
             records.append_record(path, record)
             found[trial] = record
             records.release(args.results_dir, trial, owner)
-            row = TABLES[trial.table].rows[trial.row - 1]
+            row = SWEEPS[trial.table].rows[trial.row - 1]
             print(f"[{len(jobs) - left}/{len(jobs)}] Table {trial.table} row {trial.row} ({row.label}) "
                   f"seed {trial.seed}: test {100 * record['test_accuracy']:.2f}% "
                   f"train {100 * record['train_accuracy']:.2f}% in {record['fit_seconds']:.0f}s; "

@@ -27,7 +27,7 @@ import readme_results
 from benchmarks import photos
 from ch1 import device, outputs
 from ch1.cli import Parser, add_data_arg, output_file, positive_int, seed
-from ch1.digits import ImageError, decode_image, to_mnist
+from tools.digits import ImageError, decode_image, to_mnist
 from ch1.run import load_data
 
 

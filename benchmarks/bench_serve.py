@@ -27,7 +27,8 @@ import numpy as np
 
 import predict
 from benchmarks.photos import as_drawn, png_bytes
-from ch1 import device, outputs, serve
+from ch1 import device, outputs
+from tools import serve
 from ch1.cli import Parser, add_data_arg, output_file, positive_int
 from ch1.run import load_data
 

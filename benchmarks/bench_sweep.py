@@ -22,7 +22,8 @@ import time
 import keras
 
 import reproduce
-from ch1 import device, outputs, records
+from ch1 import device, outputs
+from tools import records
 from ch1.cli import Parser, add_data_arg, output_file, positive_int
 
 TRIALS = (("1.3.2", (1, 4, 6, 16)), ("1.4.1", (1, 3)))

@@ -31,8 +31,8 @@ import keras
 from ch1 import device, outputs
 from ch1.cli import Parser, add_data_arg, output_file, positive_int
 from ch1.run import add_smoke_arg, load_data
-from ch1.tables import LISTINGS, row
-from ch1.train import accelerator, train_and_evaluate
+from tools.tables import LISTINGS, row
+from tools.train import accelerator, train_and_evaluate
 
 PATHS = ("plain", "bfloat16", "fast")
 

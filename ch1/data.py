@@ -13,12 +13,13 @@ refuses any shape that MNIST cannot have, so a small hostile file (a gzip or zip
 
 import gzip
 import os
-import stat
 import struct
 import zipfile
 import zlib
 
 import numpy as np
+
+from ch1.files import regular_file
 
 IMAGE_SIZE = 28
 NUM_LABELS = 10
@@ -96,27 +97,6 @@ def _download():
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
-def _regular_file_size(path):
-    """The size of ``path``, which must be a regular file: checked before it is opened.
-
-    Opening a FIFO for reading waits for a writer, and a device such as /dev/zero never
-    ends, so anything but a regular file (or a link to one) is refused unopened.
-    """
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise DataError(f"{path}: not a regular file ({_file_kind(info.st_mode)})")
-    return info.st_size
-
-
-def _file_kind(mode):
-    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-    return next((kind for test, kind in kinds if test(mode)), "an unknown kind of file")
-
-
 # --- npz ---------------------------------------------------------------------------------------
 
 
@@ -126,7 +106,7 @@ def read_npz(path):
     Each member's ``.npy`` header is read and checked first; its body is read only when
     the header declares an array that MNIST could hold.
     """
-    size = _regular_file_size(path)
+    size = regular_file(path, "an MNIST file", DataError).st_size
     try:
         with open(path, "rb") as f:
             head = f.read(4)
@@ -246,7 +226,7 @@ def read_idx(path):
     A gzipped file is inflated as a stream: the header first, then exactly the number of
     bytes it declares, so a file that inflates to gigabytes is never inflated whole.
     """
-    _regular_file_size(path)
+    regular_file(path, "an MNIST IDX file", DataError)
     try:
         with open(path, "rb") as raw:
             gzipped = raw.read(2) == GZIP_MAGIC
@@ -344,10 +324,11 @@ def validate(arrays, source, full=True):
         fault = _image_fault("x_" + split, x.shape, x.dtype)
         if fault:
             raise DataError(f"{source}: {fault}")
-        if y.ndim != 1 or len(y) != len(x):
+        fault = _label_fault("y_" + split, y.shape, y.dtype)
+        if fault:
+            raise DataError(f"{source}: {fault}")
+        if len(y) != len(x):
             raise DataError(f"{source}: y_{split} has shape {y.shape}, expected ({len(x)},) to match x_{split}")
-        if not np.issubdtype(y.dtype, np.integer):
-            raise DataError(f"{source}: y_{split} has dtype {y.dtype}, expected integer labels")
         if len(y) and (y.min() < 0 or y.max() >= NUM_LABELS):
             raise DataError(f"{source}: y_{split} has labels {y.min()}..{y.max()}, expected 0..9")
         if full and len(x) != size:

@@ -1,17 +1,42 @@
 """The life of one listing's run: its command line, seeding, data, and what it leaves behind."""
 
 import os
+import time
 
 import keras
 
 from ch1 import device, outputs
 from ch1.cli import Parser, add_data_arg, fail, output_dir, positive_int, seed
 from ch1.data import DataError, load_mnist
-from ch1.train import EpochLog, seed_everything
 
 DEFAULT_SEED = 0
 SMOKE_TRAIN = 6000  # --smoke trains on the first 6,000 training images
 SMOKE_TEST = 2000  # and evaluates on the first 2,000 test images
+
+
+def seed_everything(seed):
+    """Seed Python, NumPy and the backend; make TensorFlow's ops deterministic."""
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Wall-clock seconds and Keras' logs (loss, accuracy, val_...) of every epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds, self.history = [], {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
 
 
 def add_smoke_arg(parser):

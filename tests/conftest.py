@@ -9,9 +9,7 @@ With neither, the run stops at once with one message saying how to get the data.
 tests write the IDX files they need from the npz into a temporary folder.
 """
 
-import gzip
 import os
-import struct
 import sys
 
 import pytest
@@ -106,15 +104,9 @@ def mnist_npz(tmp_path_factory, mnist_arrays):
 @pytest.fixture(scope="session")
 def mnist_idx_dir(tmp_path_factory, mnist_arrays):
     """A folder with the four genuine MNIST IDX files (.gz), written from the arrays found."""
-    from ch1.data import IDX_FILES
+    from tests.support import write_idx_folder
 
-    folder = tmp_path_factory.mktemp("idx")
-    for key, stem in IDX_FILES.items():
-        array = mnist_arrays[key]
-        header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
-        with gzip.open(folder / (stem + ".gz"), "wb", compresslevel=1) as f:
-            f.write(header + array.tobytes())
-    return str(folder)
+    return write_idx_folder(tmp_path_factory.mktemp("idx"), mnist_arrays, compresslevel=1)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.support import ROOT
+
 
 MID_SAVE = """
 import os, signal, sys

@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from ch1.tables import TABLES
+from tools.tables import SWEEPS
 
 DEFAULTS = {"backend": "tensorflow", "precision": "float32", "learning_rate": None}
 # Field: the types it may have. A record lacking a field of DEFAULTS takes the default.
@@ -68,14 +68,14 @@ def check(record):
         value = record[name]
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             return f"{name} is {type(value).__name__}"
-    if record["table"] not in TABLES or not 1 <= record["row"] <= len(TABLES[record["table"]].rows):
+    if record["table"] not in SWEEPS or not 1 <= record["row"] <= len(SWEEPS[record["table"]].rows):
         return f"no row {record['row']} in Table {record['table']}"
     if not (0 <= record["test_accuracy"] <= 1 and 0 <= record["train_accuracy"] <= 1):
         return "accuracy outside 0..1"
     history = record.get("history")
     if history is not None and not (isinstance(history, dict) and all(
-            isinstance(v, list) and all(isinstance(x, (int, float)) for x in v) for v in history.values())):
-        return "history is not lists of numbers"
+            isinstance(v, list) and all(isinstance(x, (int, float, type(None))) for x in v) for v in history.values())):
+        return "history is not lists of numbers (null: a loss that was not finite)"
     return None
 
 

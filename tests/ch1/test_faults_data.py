@@ -17,7 +17,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from test_data import small_arrays, write_idx, write_idx_folder
+from tests.support import idx_header, small_arrays, write_idx, write_idx_folder
 
 import ch1.data
 from ch1.data import IDX_FILES, MAX_IMAGE_BYTES, DataError, load_mnist, read_idx
@@ -63,10 +63,6 @@ def peak_bytes(action):
 
 
 # --- gzip bombs and lying IDX headers ------------------------------------------------------------
-
-
-def idx_header(*shape):
-    return struct.pack(">BBBB", 0, 0, 0x08, len(shape)) + struct.pack(">" + "I" * len(shape), *shape)
 
 
 def write_bomb(path, header, gigabytes=1):
@@ -320,7 +316,7 @@ needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on t
 def test_fifo_as_data_is_refused_without_opening_it(tmp_path):
     fifo = tmp_path / "mnist.npz"
     os.mkfifo(fifo)
-    assert refused(fifo).endswith("mnist.npz: not a regular file (a FIFO)")
+    assert refused(fifo).endswith("mnist.npz: not a regular file (a FIFO), not an MNIST file")
 
 
 @needs_fifo
@@ -329,12 +325,12 @@ def test_fifo_inside_the_idx_folder(tmp_path):
     name = IDX_FILES["y_test"] + ".gz"
     os.remove(tmp_path / name)
     os.mkfifo(tmp_path / name)
-    assert refused(folder, name).endswith(f"{name}: not a regular file (a FIFO)")
+    assert refused(folder, name).endswith(f"{name}: not a regular file (a FIFO), not an MNIST IDX file")
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
 def test_dev_zero_as_data():
-    assert refused("/dev/zero") == "/dev/zero: not a regular file (a character device)"
+    assert refused("/dev/zero") == "/dev/zero: not a regular file (a character device), not an MNIST file"
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
@@ -343,7 +339,7 @@ def test_dev_zero_linked_into_the_idx_folder(tmp_path):
     name = IDX_FILES["x_train"]
     os.remove(tmp_path / name)
     os.symlink("/dev/zero", tmp_path / name)
-    assert refused(folder, name).endswith(f"{name}: not a regular file (a character device)")
+    assert refused(folder, name).endswith(f"{name}: not a regular file (a character device), not an MNIST IDX file")
 
 
 @pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix sockets")
@@ -355,7 +351,7 @@ def test_socket_as_data(tmp_path):
         except OSError as exc:  # e.g. a temporary folder whose path is too long for a socket
             pytest.skip(f"cannot bind a Unix socket here ({exc})")
         assert stat.S_ISSOCK(os.stat(path).st_mode)
-        assert refused(path).endswith("s.npz: not a regular file (a socket)")
+        assert refused(path).endswith("s.npz: not a regular file (a socket), not an MNIST file")
 
 
 def test_directory_named_like_an_idx_file(tmp_path):
@@ -363,7 +359,7 @@ def test_directory_named_like_an_idx_file(tmp_path):
     name = IDX_FILES["x_test"] + ".gz"
     os.remove(tmp_path / name)
     os.mkdir(tmp_path / name)
-    assert refused(folder, name).endswith(f"{name}: not a regular file (a directory)")
+    assert refused(folder, name).endswith(f"{name}: a folder, not an MNIST IDX file")
 
 
 # --- the dotted IDX names ------------------------------------------------------------------------

@@ -12,10 +12,10 @@ import pytest
 
 import mlp_mnist
 import reproduce
-from ch1 import records, report
-from ch1.tables import LISTINGS, TABLES
+from tools import records, report
+from tools.tables import LISTINGS, TABLES
+from tests.support import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROWS = {"1.3.2": 18, "1.4.1": 4, "1.5.1": 4}
 
 
@@ -216,7 +216,7 @@ CONCURRENT = """
 import sys, time
 sys.path.insert(0, {root!r})
 import reproduce
-from tests.test_reproduce import fake_record
+from tests.tools.test_reproduce import fake_record
 
 def slow(trial, *rest):
     time.sleep(0.3)

@@ -14,8 +14,8 @@ import mlp_mnist
 import rnn_mnist
 from ch1 import outputs
 from ch1.run import Run, parse_args
+from tests.support import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LISTINGS = [(mlp_mnist, "mlp-mnist", "1.3.2", 269_322), (cnn_mnist, "cnn-mnist", "1.4.1", 80_266),
             (rnn_mnist, "rnn-mnist", "1.5.1", 75_530)]
 
@@ -236,9 +236,9 @@ def test_startup_notices_are_filtered_and_other_lines_kept():
 
 
 def test_importing_ch1_has_no_side_effects(tmp_path):
-    """`import ch1.outputs` (and ch1.tables, ch1.cli, ch1.records, ch1.report) loads neither Keras nor
+    """`import ch1.outputs` (and tools.tables, ch1.cli, tools.records, tools.report) loads neither Keras nor
     TensorFlow, and leaves stderr alone."""
-    code = ("import sys, ch1, ch1.outputs, ch1.tables, ch1.cli, ch1.records, ch1.report, ch1.device, ch1.startup, "
+    code = ("import sys, ch1, ch1.outputs, tools.tables, ch1.cli, tools.records, tools.report, ch1.device, ch1.startup, "
             "readme_results; "
             "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules))")
     done = run_script(["-c", code], tmp_path, env={**os.environ, "PYTHONPATH": ROOT})

@@ -5,7 +5,7 @@ import pytest
 import cnn_mnist
 import mlp_mnist
 import rnn_mnist
-from ch1.tables import LISTINGS
+from tools.tables import LISTINGS
 
 pytestmark = pytest.mark.backend
 

@@ -11,7 +11,7 @@ import os
 import statistics
 
 from ch1 import outputs
-from ch1.tables import TABLES
+from tools.tables import TABLES
 
 OFF_BY = 0.3  # a row is marked when its mean test accuracy is more than this many points from the book's
 BATCH_SIZE = 128  # the book's batch size for every row
@@ -119,6 +119,8 @@ def other_budgets(records, smoke):
     row and setting: a Markdown list, or '' when there are none."""
     found = {}
     for trial, r in records.items():
+        if trial.table not in TABLES:
+            continue  # the variants have a section of their own
         table = TABLES[trial.table]
         if trial.smoke != smoke or _matches(trial, trial.table, book_budget(table, smoke, trial.backend,
                                                                               trial.precision)):

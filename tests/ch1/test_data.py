@@ -3,12 +3,12 @@
 import gzip
 import os
 import shutil
-import struct
 
 import numpy as np
 import pytest
 
 from ch1.data import IDX_FILES, DataError, load_mnist, read_idx, validate
+from tests.support import ROOT, small_arrays, write_idx, write_idx_folder
 
 
 def check_genuine(data):
@@ -42,7 +42,7 @@ def test_idx_raw_folder(mnist_idx_dir, tmp_path, dotted):
 
 def test_tests_find_keras_cache(mnist_npz, tmp_path, monkeypatch):
     """With no MNIST_DATA, the tests use Keras' own cache, ~/.keras/datasets/mnist.npz ($KERAS_HOME)."""
-    import conftest
+    from tests import conftest
 
     (tmp_path / "datasets").mkdir()
     os.symlink(mnist_npz, tmp_path / "datasets" / "mnist.npz")
@@ -62,10 +62,10 @@ def test_without_data_the_tests_stop_at_once_with_one_message(tmp_path):
     import subprocess
     import sys
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = ROOT
     env = {**os.environ, "MNIST_DATA": "", "KERAS_HOME": str(tmp_path / "keras"), "HOME": str(tmp_path)}
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           os.path.join(root, "tests", "test_models.py")],
+                           os.path.join(root, "tests", "chapter", "test_models.py")],
                           capture_output=True, text=True, cwd=root, env=env, timeout=300)
     output = (done.stdout + done.stderr).strip()
     assert done.returncode != 0 and output.count("no MNIST found") == 1, output
@@ -91,31 +91,6 @@ def test_download_failure_says_how_to_point_at_files(monkeypatch):
 
 
 # --- bad inputs ------------------------------------------------------------------------------
-
-
-def write_idx(path, array, magic_type=0x08):
-    header = struct.pack(">BBBB", 0, 0, magic_type, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
-    data = header + array.astype(np.uint8).tobytes()
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "wb") as f:
-        f.write(data)
-
-
-def small_arrays(n_train=60, n_test=10):
-    rng = np.random.default_rng(0)
-    return {
-        "x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-        "y_train": rng.integers(0, 10, n_train).astype(np.uint8),
-        "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-        "y_test": rng.integers(0, 10, n_test).astype(np.uint8),
-    }
-
-
-def write_idx_folder(folder, arrays, gz=True):
-    os.makedirs(folder, exist_ok=True)
-    for key, stem in IDX_FILES.items():
-        write_idx(os.path.join(folder, stem + (".gz" if gz else "")), arrays[key])
-    return str(folder)
 
 
 def test_small_files_load_when_the_full_size_is_not_required(tmp_path):

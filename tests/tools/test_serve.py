@@ -24,13 +24,13 @@ from PIL import Image
 
 import mlp_mnist
 import predict
-from ch1 import digits, serve
+from tools import digits, serve
 from ch1.data import prepare_images
 from benchmarks.photos import as_drawn, png_bytes
+from tests.support import ROOT
 
 pytestmark = pytest.mark.backend  # the server must work on every backend
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The CNN's Conv2D and MaxPooling2D layers: name (before Keras' _1, _2, ... suffix) and output shape.
 LAYERS = [("conv2d", [26, 26, 64]), ("max_pooling2d", [13, 13, 64]), ("conv2d", [11, 11, 64]),
           ("max_pooling2d", [5, 5, 64]), ("conv2d", [3, 3, 64])]

@@ -2,7 +2,7 @@
 
 The page (``web/``: plain HTML, CSS and JavaScript, nothing fetched from elsewhere) posts
 what is drawn, or a dropped photo, to ``POST /predict``; the answer is prepared by the same
-code as ``predict.py``'s files (:mod:`ch1.digits`) and computed by one forward pass.
+code as ``predict.py``'s files (:mod:`tools.digits`) and computed by one forward pass.
 
 ``POST /predict``: the body is an image file (PNG, JPEG, ... at most 10 MB, with a
 Content-Length). The answer, ``200`` and JSON::
@@ -37,8 +37,9 @@ import keras
 import numpy as np
 from PIL import Image
 
+from ch1.cli import prog
 from ch1.data import prepare_images
-from ch1.digits import ImageError, decode_image, probabilities, to_mnist
+from tools.digits import ImageError, decode_image, probabilities, to_mnist
 
 MAX_BODY = 10 * 2**20  # bytes: a photo of a digit needs far less
 COLUMNS = 8  # feature-map tiles per row of a mosaic (64 maps: 8x8, as the book's figures)
@@ -193,7 +194,7 @@ class Handler(BaseHTTPRequestHandler):
         except ImageError as exc:
             return self.send_json(400, {"error": str(exc)})
         except Exception as exc:  # noqa: BLE001 - a bug must not end the server: one line, a 500
-            print(f"{_prog()}: error: POST /predict: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+            print(f"{prog()}: error: POST /predict: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
             return self.send_json(500, {"error": "internal error (see the server's output)"})
         self.send_json(200, result)
 
@@ -202,10 +203,6 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(405, {"error": f"{self.command} is not supported: GET the page, POST /predict"})
 
     do_DELETE = do_PATCH = do_OPTIONS = do_PUT
-
-
-def _prog():
-    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "serve"
 
 
 class Server(ThreadingHTTPServer):
@@ -218,7 +215,7 @@ class Server(ThreadingHTTPServer):
         kind, exc = sys.exc_info()[:2]
         if issubclass(kind, (ConnectionError, TimeoutError)):
             return  # the client went away or stalled: nothing to say
-        print(f"{_prog()}: error: a request from {client_address[0]}: {kind.__name__}: {exc}".splitlines()[0],
+        print(f"{prog()}: error: a request from {client_address[0]}: {kind.__name__}: {exc}".splitlines()[0],
               file=sys.stderr)
 
 

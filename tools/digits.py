@@ -1,6 +1,6 @@
 """Digit images as MNIST was made: reading any image file or upload, and preparing it as 28x28.
 
-One code path for ``predict.py`` (files on the command line) and ``ch1.serve`` (images posted
+One code path for ``predict.py`` (files on the command line) and ``tools.serve`` (images posted
 from the page): :func:`read_image` or :func:`decode_image` give float greys, and
 :func:`to_mnist` makes of them the uint8 28x28 image MNIST would hold. Nothing here imports
 Keras.
@@ -10,20 +10,26 @@ ends) is refused before it is opened; Pillow's decompression-bomb limit is an er
 warning; a JPEG is decoded at a reduced scale and any other large image is reduced in Pillow
 before it becomes a float array, so memory stays bounded by the pixels the file declares
 (at most Pillow's limit of about 89 million); non-finite pixels of a float image are
-treated as background.
+treated as background; a LAB image is read by its lightness.
+
+The image processing is scipy's (``scipy.ndimage``: Gaussian smoothing, growing a mask,
+connected parts and their boxes; ``scipy.stats``: the robust spread of the paper's noise);
+only Otsu's threshold, which neither scipy nor Pillow has, is written out here. A "label"
+here is what it is in the listings, a digit's class; the pieces of a mask are its "parts".
 """
 
 import io
 import math
-import os
-import stat
+import re
 import struct
 import warnings
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
+from scipy import ndimage, stats
 
 from ch1.data import IMAGE_SIZE, one_line
+from ch1.files import regular_file
 
 DIGIT_BOX = 20  # MNIST: the digit's longest side is 20 pixels, centred by mass in 28x28
 CENTRE = IMAGE_SIZE / 2  # where the centre of mass lands (pixel 14, as in MNIST: 13.5 <= c < 14.5)
@@ -40,6 +46,7 @@ LOCAL_MIN = 128  # images at least this large a side get a block-wise background
 LOCAL_BLOCKS = 8  # 8x8 blocks
 STROKE_MARGIN = 0.25  # other parts count as strokes of the digit within 1/4 of its size around it
 STROKE_SHARE = 0.03  # and with at least 3% of its ink
+EIGHT = np.ones((3, 3), bool)  # parts are 8-connected: pixels touching at a corner are one part
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601-2, as PIL's convert("L")
 # EXIF orientation -> the transpose that turns the image upright (as ImageOps.exif_transpose).
 UPRIGHT = {
@@ -51,7 +58,14 @@ REDUCIBLE = ("L", "RGB", "RGBA", "LA", "I", "F")  # modes Pillow's reduce() hand
 
 
 class ImageError(Exception):
-    """An image that cannot be read or holds no digit (message is one line naming the file)."""
+    """An image that cannot be read or holds no digit (message is one line naming the file).
+
+    A line break or other control character in the message (a file name may hold one) is
+    written escaped, as ``\\n``, so that no file name can forge a line of output.
+    """
+
+    def __init__(self, message):
+        super().__init__(re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", lambda m: repr(m[0])[1:-1], message))
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -66,30 +80,13 @@ def read_image(path, name=None):
     the file in errors. Raises :class:`ImageError` for anything unreadable, before opening
     anything that is not a regular file.
     """
-    name = path if name is None else name
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise ImageError(f"{name}: no such file") from None
-    except OSError as exc:
-        raise ImageError(f"{name}: cannot read ({exc.strerror})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ImageError(f"{name}: a folder, not an image file")
-    if not stat.S_ISREG(info.st_mode):
-        raise ImageError(f"{name}: not a regular file ({file_kind(info.st_mode)}), not an image file")
+    regular_file(path, "an image file", ImageError, name)
     return _read(path, name)
 
 
 def decode_image(data, name="image"):
     """:func:`read_image` for an image held in memory (``bytes``), as a page uploads it."""
     return _read(io.BytesIO(data), name)
-
-
-def file_kind(mode):
-    """A file's kind in words, from its ``os.stat`` mode."""
-    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-    return next((kind for test, kind in kinds if test(mode)), "not a file")
 
 
 def _read(source, name):
@@ -140,6 +137,8 @@ def _load_reduced(im, name):
         scale = MAX_SIDE / longest
         im.draft(None, (math.ceil(im.width * scale), math.ceil(im.height * scale)))
     im.load()
+    if im.mode == "LAB":
+        im = im.getchannel("L")  # its lightness (L* as 0..255): Pillow converts LAB to no other mode
     orientation = im.getexif().get(0x0112, 1)
     longest = max(im.size)
     if longest >= 2 * MAX_SIDE:
@@ -179,6 +178,8 @@ def _grey(im, name):
             return grey * 255 if im.mode == "F" and high <= 1 else grey  # 0..1 floats: 1 is white
         if low >= 0 and high <= 65535:
             return grey * 255 / 65535  # 16-bit grey
+        if low == high:
+            return np.zeros_like(grey)  # one value out of range: all black, so blank
         return (grey - low) * (255 / (high - low))  # any other range: its own black and white
     if (im.mode == "P" and "transparency" in im.info) or im.mode in ("LA", "La", "PA", "RGBa"):
         im = im.convert("RGBA")
@@ -213,7 +214,11 @@ def probabilities(outputs):
 
 
 def otsu_threshold(values):
-    """Otsu's threshold of greys 0..255: the level (an integer) that best splits them in two."""
+    """Otsu's threshold of greys 0..255: the level (an integer) that best splits them in two.
+
+    Written out in numpy: neither scipy nor Pillow has it (scikit-image does, but is no
+    dependency of this project).
+    """
     hist = np.bincount(np.clip(np.rint(values), 0, 255).astype(np.int64).ravel(), minlength=256).astype(np.float64)
     levels = np.arange(256)
     weight0 = np.cumsum(hist)
@@ -225,6 +230,17 @@ def otsu_threshold(values):
         between = weight0 * weight1 * (mean0 - mean1) ** 2
     between[~np.isfinite(between)] = -1  # an empty class: no split there
     return int(np.argmax(between))
+
+
+def robust_spread(values):
+    """The robust standard deviation of ``values``: their median absolute deviation scaled to a
+    normal distribution's (x 1.4826), which the digit's few pixels among the paper's barely move."""
+    return float(stats.median_abs_deviation(values, axis=None, scale="normal"))
+
+
+def border(image):
+    """The pixels of an image's four edges, each once."""
+    return np.concatenate([image[0], image[-1], image[1:-1, 0], image[1:-1, -1]])
 
 
 def fit_background(image):
@@ -249,37 +265,13 @@ def fit_background(image):
     fitted = np.full(values.shape, np.median(values))
     for _ in range(4):
         residual = values - fitted
-        noise = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
-        keep = np.abs(residual) <= max(NOISE_SIGMAS * noise, 1.0)
+        keep = np.abs(residual) <= max(NOISE_SIGMAS * robust_spread(residual), 1.0)
         coef = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
         fitted = design @ coef
-    residual = (values - fitted)[keep]
-    noise = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
+    noise = robust_spread((values - fitted)[keep])
     y, x = np.arange(height, dtype=float)[:, None], np.arange(width, dtype=float)[None, :]
     surface = sum(c * t for c, t in zip(coef, terms(y, x)))
     return np.broadcast_to(surface, image.shape), noise
-
-
-def _blur(image, sigma):
-    """A Gaussian blur of ``sigma`` pixels (separable, edges mirrored); ``sigma < 0.5`` leaves the image be."""
-    if sigma < 0.5:
-        return image
-    radius = int(math.ceil(3 * sigma))
-    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    taps /= taps.sum()
-    for axis in (0, 1):
-        padded = np.pad(image, [(radius, radius) if a == axis else (0, 0) for a in (0, 1)], mode="reflect")
-        size = image.shape[axis]
-        image = sum(w * np.take(padded, np.arange(i, i + size), axis=axis) for i, w in enumerate(taps))
-    return image
-
-
-def _dilate(mask, radius):
-    """``mask`` grown by ``radius`` pixels (a square), in Pillow."""
-    if radius < 1:
-        return mask
-    grown = Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(2 * radius + 1))
-    return np.asarray(grown) > 0
 
 
 def remove_lines(flat, level):
@@ -323,7 +315,7 @@ def local_background(flat):
     height, width = flat.shape
     if min(height, width) < LOCAL_MIN:
         return 0.0
-    ink = _dilate(np.rint(flat) > otsu_threshold(flat), max(1, max(height, width) // GAP_PER))
+    ink = _grow(np.rint(flat) > otsu_threshold(flat), max(1, max(height, width) // GAP_PER))
     paper = np.where(ink, np.nan, flat)
     n = LOCAL_BLOCKS
     bh, bw = -(-height // n), -(-width // n)
@@ -337,72 +329,31 @@ def local_background(flat):
     return np.asarray(surface, dtype=np.float64)
 
 
-def _label(mask):
-    """8-connected components of ``mask``: ``(labels, count)``, labels 1..count (0 is background).
-
-    Union-find over each row's runs of pixels, joined where runs of neighbouring rows touch.
-    """
-    height, width = mask.shape
-    edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
-    rows, starts = np.nonzero(edges == 1)
-    ends = np.nonzero(edges == -1)[1]  # one past each run's last pixel, in the same order
-    parent = list(range(len(rows)))
-
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    first = np.searchsorted(rows, np.arange(height + 1))
-    for row in range(1, height):
-        i, i_end, j, j_end = first[row - 1], first[row], first[row], first[row + 1]
-        while i < i_end and j < j_end:
-            if starts[i] <= ends[j] and starts[j] <= ends[i]:  # touching, diagonals included
-                a, b = find(i), find(j)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
-            if ends[i] < ends[j]:
-                i += 1
-            else:
-                j += 1
-    roots = np.array([find(i) for i in range(len(rows))], dtype=np.int64)
-    _, run_labels = np.unique(roots, return_inverse=True)
-    labels = np.zeros(mask.shape, np.int64)
-    labels[mask] = np.repeat(run_labels + 1, ends - starts)
-    return labels, int(run_labels.max() + 1) if len(rows) else 0
+def _grow(mask, radius):
+    """``mask`` grown by ``radius`` pixels every way (a square): gaps up to twice that are bridged."""
+    return ndimage.maximum_filter(mask, size=2 * radius + 1)
 
 
 def find_digit(smooth, core, support, gap):
     """The digit's pixels: of the parts of ``support`` (gaps up to ``gap`` pixels bridged) that hold
     ``core`` pixels, the one of most ink and those others that reach within a quarter of its size
     of its box with some ink of their own (at least 3% of its)."""
-    labels, count = _label(_dilate(support, gap))
+    parts, count = ndimage.label(_grow(support, gap), structure=EIGHT)
     if count == 0:
-        return support & False
-    ink = np.bincount(labels[support], weights=smooth[support], minlength=count + 1)
-    cored = np.bincount(labels[core], minlength=count + 1) > 0
-    ink[~cored] = 0
-    ink[0] = 0
+        return np.zeros_like(support)
+    each = np.arange(1, count + 1)  # part k is pixels == k; index k - 1 below
+    cored = ndimage.sum_labels(core, parts, each) > 0
+    ink = np.where(cored, ndimage.sum_labels(np.where(support, smooth, 0.0), parts, each), 0.0)
     main = int(np.argmax(ink))
     if ink[main] <= 0:
-        return support & False
-    rows, cols = np.nonzero(labels == main)
-    margin = STROKE_MARGIN * max(rows.max() - rows.min(), cols.max() - cols.min())
-    everything = np.nonzero(labels)
-    lab = labels[everything]
-    low_r = np.full(count + 1, np.inf)
-    high_r = np.full(count + 1, -np.inf)
-    low_c, high_c = low_r.copy(), high_r.copy()
-    np.minimum.at(low_r, lab, everything[0])
-    np.maximum.at(high_r, lab, everything[0])
-    np.minimum.at(low_c, lab, everything[1])
-    np.maximum.at(high_c, lab, everything[1])
-    beside = ((high_r >= rows.min() - margin) & (low_r <= rows.max() + margin)
-              & (high_c >= cols.min() - margin) & (low_c <= cols.max() + margin))  # boxes overlap
+        return np.zeros_like(support)
+    top, bottom, left, right = np.array([(r.start, r.stop - 1, c.start, c.stop - 1)
+                                         for r, c in ndimage.find_objects(parts)]).T
+    margin = STROKE_MARGIN * max(bottom[main] - top[main], right[main] - left[main])
+    beside = ((bottom >= top[main] - margin) & (top <= bottom[main] + margin)
+              & (right >= left[main] - margin) & (left <= right[main] + margin))  # boxes overlap
     keep = beside & cored & (ink >= STROKE_SHARE * ink[main])
-    keep[0] = False
-    return keep[labels] & support
+    return np.concatenate([[False], keep])[parts] & support
 
 
 def to_mnist(grey, name="image"):
@@ -427,19 +378,18 @@ def to_mnist(grey, name="image"):
     digit stands out of the background.
     """
     grey = np.asarray(grey, dtype=np.float64)
-    border = np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
-    if np.median(border) > (grey.min() + grey.max()) / 2:  # light paper
+    if np.median(border(grey)) > (grey.min() + grey.max()) / 2:  # light paper
         grey = 255 - grey
     surface, noise = fit_background(grey)
     flat = grey - surface  # the paper is now about 0 everywhere, the digit well above
     flat = flat - local_background(flat)
     flat = remove_lines(flat, max(NOISE_SIGMAS * noise, 1.0) + LINE_FLOOR)
     side = max(flat.shape)
-    smooth = _blur(flat, side / SMOOTH_PER)  # for finding the digit; its pixels come from flat
-    smooth_noise = noise
-    if smooth is not flat:
-        edge = np.concatenate([smooth[0], smooth[-1], smooth[1:-1, 0], smooth[1:-1, -1]])
-        smooth_noise = 1.4826 * float(np.median(np.abs(edge - np.median(edge))))
+    photo = side / SMOOTH_PER >= 0.5  # 150 pixels a side or more: its grain is smoothed out
+    smooth, smooth_noise = flat, noise  # for finding the digit; its pixels come from flat
+    if photo:
+        smooth = ndimage.gaussian_filter(flat, side / SMOOTH_PER, truncate=3.0)
+        smooth_noise = robust_spread(border(smooth))
     need = max(MIN_CONTRAST, NOISE_CONTRAST * smooth_noise)
     core, contrast, threshold = None, smooth.max(), 0
     if contrast >= need:  # then how far the digit proper (above Otsu's threshold) stands out
@@ -451,7 +401,7 @@ def to_mnist(grey, name="image"):
                          f"(contrast {int(max(contrast, 0))} of 255, need {int(math.ceil(need))})")
     level = min(NOISE_SIGMAS * noise, threshold)  # the paper's noise, taken off the digit's pixels
     low = level
-    if smooth is not flat:  # a photo: its digit grows down to a share of the seeds' threshold
+    if photo:  # its digit grows down to a share of the seeds' threshold
         low = min(max(NOISE_SIGMAS * smooth_noise, LOW_SHARE * threshold), threshold)
     digit = find_digit(smooth, core, smooth > low, int(round(side / GAP_PER)))
     rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))

@@ -16,8 +16,9 @@ class Row:
     columns: dict
     optimizer: str  # Keras' name: "sgd", "adam" or "rmsprop", with Keras' default settings
     build: dict  # keyword arguments of the listing's build_model
-    book_train: float
-    book_test: float
+    book_train: float = None  # None: the chapter prints no number for this configuration
+    book_test: float = None
+    variant: str = None  # a change to the listing's model (tools.variants), None for the model as printed
 
     @property
     def label(self):
@@ -31,6 +32,7 @@ class Table:
     listing: str  # the listing module whose build_model makes every row
     epochs: int  # the budget the book trained this table's rows for
     rows: list = field(default_factory=list)
+    book: bool = True  # a table of the book; False: configurations the chapter describes but never measures
 
 
 @dataclass(frozen=True)
@@ -128,3 +130,22 @@ LISTINGS = {
 def row(table_id, number):
     """Row ``number`` (counted from 1, as the README and RESULTS.md count) of a table."""
     return TABLES[table_id].rows[number - 1]
+
+
+# What the CNN section says but never measures: Listing 1.4.1's model (Adam, Dropout(0.2), the
+# listing's own settings) with one change each, trained at Table 1.4.1's budget. The changes are
+# made by tools.variants on the listing's own build_model; the listing stays as printed.
+# Strided convolution is read as "the Conv2D before each pooling layer gets strides=2 and the
+# pooling layer goes": the same 50% size reduction, with no layer added.
+VARIANTS = Table("cnn-variants", "Listing 1.4.1's model, one change each", "cnn_mnist", 10, [
+    Row({"variant": "AveragePooling2D", "change": "AveragePooling2D(2) in place of each MaxPooling2D(2)"},
+        "adam", {}, variant="average-pooling"),
+    Row({"variant": "strided Conv2D", "change": "strides=2 on the Conv2D before each pooling layer, "
+         "which goes"}, "adam", {}, variant="strided"),
+    Row({"variant": "padding='same'", "change": "padding='same' on every Conv2D"}, "adam", {}, variant="same"),
+    Row({"variant": "BatchNormalization", "change": "each Conv2D without activation, then "
+         "BatchNormalization, then Activation('relu')"}, "adam", {}, variant="batch-norm"),
+], book=False)
+
+# Everything a sweep (reproduce.py) can run and record: the book's tables and the variants.
+SWEEPS = {**TABLES, VARIANTS.id: VARIANTS}

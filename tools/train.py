@@ -23,15 +23,7 @@ import keras
 import numpy as np
 
 from ch1.data import NUM_LABELS, prepare_images
-
-
-def seed_everything(seed):
-    """Seed Python, NumPy and the backend; make TensorFlow's ops deterministic."""
-    keras.utils.set_random_seed(seed)
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
+from ch1.run import EpochLog, seed_everything
 
 
 def make_optimizer(name, learning_rate=None):
@@ -41,22 +33,6 @@ def make_optimizer(name, learning_rate=None):
         return name
     config = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}
     return config[name](learning_rate=learning_rate)
-
-
-class EpochLog(keras.callbacks.Callback):
-    """Wall-clock seconds and Keras' logs (loss, accuracy, val_...) of every epoch."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds, self.history = [], {}
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
-        for key, value in (logs or {}).items():
-            self.history.setdefault(key, []).append(float(value))
 
 
 def accelerator():
@@ -87,7 +63,8 @@ def train_and_evaluate(build_model, build_args, optimizer, data, epochs, batch_s
     ``build_model(**build_args)`` makes the model; ``data`` is MNIST as loaded (uint8 images,
     integer labels). ``validation`` also evaluates the test set after every epoch (Keras'
     ``validation_data``; the training itself is unchanged). Returns a dict: the model,
-    test and train accuracy, the per-epoch history and seconds.
+    test and train accuracy, the per-epoch history and seconds, and ``diverged``: the epoch whose
+    loss was NaN or infinite (training stopped there), or None.
     """
     (x_train, y_train), (x_test, y_test) = data
     keras.backend.clear_session()  # fresh layer names and graph for every run
@@ -102,13 +79,17 @@ def train_and_evaluate(build_model, build_args, optimizer, data, epochs, batch_s
         model.compile(loss="categorical_crossentropy", optimizer=make_optimizer(optimizer, learning_rate),
                       metrics=["accuracy"])
         log = EpochLog()
-        fit(model, x_train, y_train, epochs, batch_size, callbacks=[log], fast=fast,
-            validation_data=(x_test, y_test) if validation else None, verbose=verbose)
+        # A loss that turns NaN (a learning rate too large) ends the trial after that epoch: a result.
+        fit(model, x_train, y_train, epochs, batch_size, callbacks=[log, keras.callbacks.TerminateOnNaN()],
+            fast=fast, validation_data=(x_test, y_test) if validation else None, verbose=verbose)
         _, test_accuracy = model.evaluate(x_test, y_test, batch_size=batch_size, verbose=0)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    return {"model": model, "test_accuracy": float(test_accuracy), "train_accuracy": log.history["accuracy"][-1],
-            "history": log.history, "epoch_seconds": log.seconds, "params": model.count_params()}
+    losses = log.history.get("loss", [])
+    diverged = next((epoch for epoch, loss in enumerate(losses, 1) if not np.isfinite(loss)), None)
+    return {"model": model, "test_accuracy": float(np.nan_to_num(test_accuracy)),
+            "train_accuracy": float(np.nan_to_num(log.history["accuracy"][-1])), "history": log.history,
+            "epoch_seconds": log.seconds, "params": model.count_params(), "diverged": diverged}
 
 
 def fit_compiled(model, x, y, epochs, batch_size, callbacks=(), shuffle=True, verbose=0):

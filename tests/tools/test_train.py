@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 import mlp_mnist
-from ch1 import train
+from tools import train
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.support import ROOT
+
 
 needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None,
                                reason="the compiled loop needs JAX (pip install jax)")
@@ -38,7 +39,7 @@ from ch1 import quiet_startup
 quiet_startup()
 import keras, numpy as np
 import mlp_mnist
-from ch1 import train
+from tools import train
 from ch1.data import load_mnist, prepare_images
 
 (x, y), _ = load_mnist(full=False)

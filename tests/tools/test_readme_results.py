@@ -5,8 +5,8 @@ import os
 import shutil
 
 import readme_results
+from tests.support import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_readme_tables_match_the_committed_runs(tmp_path, monkeypatch):

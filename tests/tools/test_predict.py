@@ -14,10 +14,10 @@ import mlp_mnist
 import predict
 import rnn_mnist
 from benchmarks import photos
-from ch1 import digits as prep
+from tools import digits as prep
 from ch1.data import prepare_images
+from tests.support import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N_DIGITS = 50
 
 
@@ -385,7 +385,7 @@ def test_non_finite_pixels_are_background(digits, tmp_path):
 PEAK = """
 import resource, sys
 sys.path.insert(0, {root!r})
-from ch1.digits import ImageError, read_image, to_mnist
+from tools.digits import ImageError, read_image, to_mnist
 try:
     seen = to_mnist(read_image({path!r})[0])
     print("read", seen.shape)

@@ -3,9 +3,9 @@
 import os
 import subprocess
 
-from ch1.tables import TABLES, row
+from tools.tables import TABLES, row
+from tests.support import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_book_numbers_are_the_chapters():
@@ -24,8 +24,8 @@ def test_book_numbers_are_the_chapters():
 
 
 def test_the_books_numbers_are_typed_in_one_file():
-    """A few of the book's numbers that appear nowhere else: only ch1/tables.py types them in code."""
+    """A few of the book's numbers that appear nowhere else: only tools/tables.py types them in code."""
     files = subprocess.run(["git", "ls-files", "*.py"], capture_output=True, text=True, cwd=ROOT).stdout.split()
     for number in ("93.65", "99.93", "97.76", "96.79", "97.88"):
         holders = [f for f in files if not f.startswith("tests/") and number in open(os.path.join(ROOT, f)).read()]
-        assert holders == ["ch1/tables.py"], (number, holders)
+        assert holders == ["tools/tables.py"], (number, holders)

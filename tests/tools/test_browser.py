@@ -14,9 +14,9 @@ import tempfile
 import pytest
 
 from benchmarks.photos import as_drawn, png_bytes
-from test_serve import LAYERS, Served
+from tests.tools.test_serve import LAYERS, Served
+from tests.support import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 CHROMEDRIVER = shutil.which("chromedriver")
 TIMEOUT = 60  # seconds for the page to answer (the first call of a model is the slowest)

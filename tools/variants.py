@@ -1,0 +1,95 @@
+"""Listing 1.4.1's model with one of the changes the CNN section describes (tools.tables.VARIANTS).
+
+The listing's own ``build_model`` makes the model as printed; :func:`build` then rebuilds it
+layer by layer from the layers' own configurations with one change, so every other setting
+stays the listing's. Imports Keras.
+
+    python -m tools.variants    # each variant's parameter count
+"""
+
+from ch1 import quiet_startup
+
+quiet_startup()  # before Keras loads TensorFlow (python -m tools.variants is an entry point too)
+
+import keras  # noqa: E402
+from keras.layers import Activation, AveragePooling2D, BatchNormalization, Conv2D, MaxPooling2D  # noqa: E402
+
+
+def _average_pooling(layers):
+    return [AveragePooling2D.from_config(layer.get_config()) if isinstance(layer, MaxPooling2D) else _copy(layer)
+            for layer in layers]
+
+
+def _strided(layers):
+    """The Conv2D before each pooling layer gets strides=2; the pooling layer goes."""
+    out = []
+    for i, layer in enumerate(layers):
+        if isinstance(layer, MaxPooling2D):
+            continue
+        following = layers[i + 1] if i + 1 < len(layers) else None
+        if isinstance(layer, Conv2D) and isinstance(following, MaxPooling2D):
+            out.append(_copy(layer, strides=following.get_config()["pool_size"]))
+        else:
+            out.append(_copy(layer))
+    return out
+
+
+def _same(layers):
+    return [_copy(layer, padding="same") if isinstance(layer, Conv2D) else _copy(layer) for layer in layers]
+
+
+def _batch_norm(layers):
+    """Conv2D(activation=a) becomes Conv2D (no activation), BatchNormalization(), Activation(a)."""
+    out = []
+    for layer in layers:
+        if isinstance(layer, Conv2D):
+            activation = layer.get_config()["activation"]
+            out += [_copy(layer, activation="linear"), BatchNormalization(), Activation(activation)]
+        else:
+            out.append(_copy(layer))
+    return out
+
+
+CHANGES = {"average-pooling": _average_pooling, "strided": _strided, "same": _same, "batch-norm": _batch_norm}
+
+
+def _copy(layer, **changes):
+    """A new layer like ``layer`` (its configuration without its name) with ``changes``."""
+    config = {k: v for k, v in layer.get_config().items() if k != "name"}
+    return type(layer).from_config({**config, **changes})
+
+
+def build(build_model, variant=None, **build_args):
+    """``build_model(**build_args)``, with the change ``variant`` (None: the model as printed)."""
+    model = build_model(**build_args)
+    if variant is None:
+        return model
+    return keras.Sequential([keras.Input(shape=model.input_shape[1:]), *CHANGES[variant](model.layers)])
+
+
+def builder(build_model, variant):
+    """A ``build_model``-like function that makes ``variant`` (for tools.train.train_and_evaluate)."""
+    if variant is None:
+        return build_model
+
+    def build_variant(**build_args):
+        return build(build_model, variant, **build_args)
+
+    return build_variant
+
+
+def main():
+    import importlib
+
+    from tools.tables import VARIANTS
+
+    listing = importlib.import_module(VARIANTS.listing)
+    print(f"{'variant':<20} {'params':>8}  change")
+    print(f"{'(as printed)':<20} {listing.build_model().count_params():>8,}  Listing 1.4.1's model")
+    for row in VARIANTS.rows:
+        model = build(listing.build_model, row.variant, **row.build)
+        print(f"{row.columns['variant']:<20} {model.count_params():>8,}  {row.columns['change']}")
+
+
+if __name__ == "__main__":
+    main()
