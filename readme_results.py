@@ -14,9 +14,9 @@ import json
 import os
 import re
 
-from tools import records, report
-from ch1.outputs import mean_std
-from tools.tables import LISTINGS, TABLES, row
+from tools import records, sgd_study
+from tools.stats import mean_std
+from tools.tables import LISTINGS, row
 
 MARKERS = {"listings": ("<!-- listing-results:begin -->", "<!-- listing-results:end -->"),
            "bench": ("<!-- bench:begin -->", "<!-- bench:end -->"),
@@ -133,36 +133,6 @@ def photos_tables(folder):
     return "\n\n".join(blocks) or "No photos read yet."
 
 
-def sgd_study(folder):
-    """The budget study's findings in brief (RESULTS.md has them whole), from the sweep's records."""
-    study = report.budget_study(records.read_records(folder, quiet=True))
-
-    def cell(line):
-        if not line["n"]:
-            return "not run"
-        return f"{mean_std(*line['train'])} / {mean_std(*line['test'])} (n={line['n']})"
-
-    lines = ["| tested row | book train / test % | the book's budget | longer (lr 0.01): first epoch at the book, "
-             "by seed | learning rate 0.1 | batch 32 (4x the steps) |", "|---|---|---|---|---|---|"]
-    for (table_id, number), found in study.items():
-        book = TABLES[table_id].rows[number - 1]
-        by = {line["setting"]: line for line in found["lines"]}
-        budget = by["the book's budget"]
-        first = found["match_epochs"]
-        reach = ", ".join("none" if e is None else str(e) for e in first) or "not run"
-        if first:
-            reach += f" (of {by['longer, last epoch']['epochs']})"
-        lines.append(f"| Table {table_id} row {number}: {book.label} | {book.book_train:.2f} / {book.book_test:.2f} "
-                     f"| {cell(budget)}, {budget['epochs']} epochs | {reach} "
-                     f"| {cell(by['learning rate 0.1'])} | {cell(by['batch 32 (4x the steps)'])} |")
-    common = report.one_budget_sentence(study)
-    if common:
-        lines += ["", common]
-    lines += ["", f"Train / test accuracy %, mean ± std over n seeds. Made by `python readme_results.py` from "
-                  f"`{folder}/records*.jsonl`; RESULTS.md has each setting's table and conclusion."]
-    return "\n".join(lines)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--runs", default="results/listings", help="folder with the runs' <name>.json")
@@ -177,7 +147,7 @@ def main(argv=None):
         text = f.read()
     for key, body in (("listings", table(args.runs)), ("bench", bench_tables(args.bench)),
                       ("sweep", sweep_tables(args.sweep)), ("serve", serve_lines(args.serve)),
-                      ("photos", photos_tables(args.photos)), ("sgd", sgd_study(args.records))):
+                      ("photos", photos_tables(args.photos)), ("sgd", sgd_study.docs_block(records.read_records(args.records, quiet=True), args.records))):
         begin, end = MARKERS[key]
         if begin not in text or end not in text:
             raise SystemExit(f"{args.readme}: no {begin} ... {end} markers")

@@ -33,7 +33,7 @@ import time
 import keras
 
 from ch1 import device
-from tools import records, report
+from tools import records, report, results
 from ch1.cli import Parser, add_data_arg, at_interrupt, forget, output_dir, output_file, positive_int
 from ch1.run import add_smoke_arg, load_data
 from tools.tables import SWEEPS, TABLES
@@ -92,7 +92,7 @@ def train_trial(trial, data_args, fast=False, validation=False, verbose=0):
     row = table.rows[trial.row - 1]
     listing = importlib.import_module(table.listing)
     if verbose:
-        print(f"Table {trial.table} row {trial.row} ({row.label}) seed {trial.seed}: {trial.epochs} epochs, "
+        print(f"Table {trial.table} row {trial.row} ({row.title}) seed {trial.seed}: {trial.epochs} epochs, "
               f"batch {trial.batch_size}", flush=True)
     result = train_and_evaluate(builder(listing.build_model, row.variant), row.build, row.optimizer, data_once(data_args),
                                 trial.epochs, trial.batch_size, trial.seed, learning_rate=trial.learning_rate,
@@ -225,7 +225,7 @@ def main(argv=None):
     if not args.merge:
         sweep(args, found)
     command = "python reproduce.py --merge" + (" --smoke" if args.smoke else "")
-    text = report.write_reports(found, args.results_dir, args.report, args.seeds, args.smoke, command,
+    text = results.write_reports(found, args.results_dir, args.report, args.seeds, args.smoke, command,
                                 figure=None if args.smoke else os.path.join(os.path.dirname(args.report) or ".",
                                                                              "docs", "figures", "sgd-budget.png"))
     print(f"Wrote {args.report} and the tables under {args.results_dir}/")
@@ -285,7 +285,7 @@ def sweep(args, found):
             found[trial] = record
             records.release(args.results_dir, trial, owner)
             row = SWEEPS[trial.table].rows[trial.row - 1]
-            print(f"[{len(jobs) - left}/{len(jobs)}] Table {trial.table} row {trial.row} ({row.label}) "
+            print(f"[{len(jobs) - left}/{len(jobs)}] Table {trial.table} row {trial.row} ({row.title}) "
                   f"seed {trial.seed}: test {100 * record['test_accuracy']:.2f}% "
                   f"train {100 * record['train_accuracy']:.2f}% in {record['fit_seconds']:.0f}s; "
                   f"{left} left", flush=True)

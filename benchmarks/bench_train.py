@@ -31,6 +31,7 @@ import keras
 from ch1 import device, outputs
 from ch1.cli import Parser, add_data_arg, output_file, positive_int
 from ch1.run import add_smoke_arg, load_data
+from tools.stats import mean_std
 from tools.tables import LISTINGS, row
 from tools.train import accelerator, train_and_evaluate
 
@@ -105,7 +106,7 @@ def main(argv=None):
         ratio = f"{r['speedup_vs_plain']:.2f}x" if r["speedup_vs_plain"] else "—"
         print(f"| {r['model']} | {r['path']}{' (' + r['note'] + ')' if 'note' in r else ''} "
               f"| {r['steady_s_per_epoch']:.3f} | {r['compile_s']:.2f} "
-              f"| {outputs.mean_std(r['test_accuracy_mean'], r['test_accuracy_std'])} (n={r['repeats']}) | {ratio} |")
+              f"| {mean_std(r['test_accuracy_mean'], r['test_accuracy_std'])} (n={r['repeats']}) | {ratio} |")
     report = {**where, "backend": backend, "versions": device.versions(), "epochs": args.epochs,
               "batch_size": args.batch_size, "repeats": args.repeats, "smoke": args.smoke, "results": results}
     outputs.write_json(args.json, report)

@@ -24,13 +24,6 @@ class OutputError(Exception):
     """An output directory that cannot be used (message is one line)."""
 
 
-def mean_std(mean, std, digits=2):
-    """'98.11 ± 0.09' for a mean over runs; a single run (std None) has no spread and shows alone."""
-    if mean is None:
-        return "—"
-    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
 def prepare_output_dir(path, flag="--output-dir"):
     """Create the folder ``path`` if needed and prove it is writable; raise OutputError if not."""
     try:

@@ -5,7 +5,8 @@ before its own log level applies: CUDA probes on a machine without a GPU, and on
 AVX-512 or AMX a oneDNN notice (``port.cc ... oneDNN custom operations are on``). Entry
 points call :func:`quiet_startup` once, before ``import keras``; it imports Keras with
 those known lines filtered out and lets anything else through. oneDNN itself stays on
-(turning it off would change the arithmetic). ``TF_CPP_MIN_LOG_LEVEL=0`` shows everything.
+(turning it off would change the arithmetic). The filter holds whatever the shell sets
+``TF_CPP_MIN_LOG_LEVEL`` to; that level still rules what TensorFlow logs once it has started.
 """
 
 import importlib.util
@@ -52,23 +53,26 @@ def _import_keras():
     import keras  # noqa: F401
 
     # keras.utils.set_random_seed imports TensorFlow too, whatever the backend, where it is installed:
-    # load it now, while its notices are filtered.
+    # load it now, while its notices are filtered, and let it look for its devices now too: on a host
+    # with CUDA libraries but no GPU that look writes "failed call to cuInit", at error level.
     if importlib.util.find_spec("tensorflow") is not None:
-        import tensorflow  # noqa: F401
+        import tensorflow
+
+        tensorflow.config.list_physical_devices()
 
 
 def quiet_startup():
     """Import Keras (and TensorFlow) with their known start-up notices filtered from stderr.
 
     Call it once, before ``import keras``; later calls do nothing. Sets
-    ``TF_CPP_MIN_LOG_LEVEL=3`` (TensorFlow's later C++ log: fatal errors only) unless it is set.
+    ``TF_CPP_MIN_LOG_LEVEL=3`` (TensorFlow's later C++ log: fatal errors only) unless the shell set it.
     """
     global _done
     if _done:
         return
     _done = True
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0" or "keras" in sys.modules:
+    if "keras" in sys.modules:
         _import_keras()
         return
     sys.stderr.flush()

@@ -21,7 +21,10 @@ class Row:
     variant: str = None  # a change to the listing's model (tools.variants), None for the model as printed
 
     @property
-    def label(self):
+    def title(self):
+        """The row in words, as the book prints its columns ("256-256-256 None SGD None"); a variant: its name."""
+        if self.variant:
+            return self.columns["variant"]
         return " ".join(str(v) for v in self.columns.values())
 
 

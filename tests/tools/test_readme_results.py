@@ -5,6 +5,7 @@ import os
 import shutil
 
 import readme_results
+from tools import sgd_study
 from tests.support import ROOT
 
 
@@ -34,7 +35,7 @@ def test_bench_table_shows_a_spread_only_over_repeats(tmp_path):
 
 def test_sgd_study_says_what_is_not_run(tmp_path):
     """With no records the study's brief shows every tested row as not run, and claims no common budget."""
-    text = readme_results.sgd_study(str(tmp_path))
+    text = sgd_study.docs_block({}, str(tmp_path))
     rows = [line for line in text.splitlines() if line.startswith("| Table ")]
     assert len(rows) == 6 and all(line.count("not run") == 4 for line in rows)
     assert "at once" not in text

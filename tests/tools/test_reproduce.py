@@ -12,7 +12,7 @@ import pytest
 
 import mlp_mnist
 import reproduce
-from tools import records, report
+from tools import records, report, sgd_study
 from tools.tables import LISTINGS, TABLES
 from tests.support import ROOT
 
@@ -327,24 +327,24 @@ def test_budget_study_reads_the_epoch_a_curve_reaches_the_book(tmp_path):
     curve = {"accuracy": [0.95, 0.99, 0.9970, 0.9990], "val_accuracy": [0.95, 0.975, 0.9785, 0.98]}
     found = [record(0, 20, 128, None, 0.955, 0.953), record(0, 200, 128, None, 0.999, 0.98, curve),
              record(0, 20, 32, None, 0.985, 0.975)]
-    study = report.budget_study({records.trial_of(r): r for r in found})
+    study = sgd_study.budget_study({records.trial_of(r): r for r in found})
     row4 = study[("1.3.2", 4)]
     assert [line["n"] for line in row4["lines"]] == [1, 1, 1, 1, 0]
     assert row4["match_epochs"] == [3] and row4["lines"][1]["epochs"] == "200"
     assert row4["conclusion"] == "matches the book at 3 epochs with plain SGD (learning rate 0.01, batch 128)"
     assert study[("1.3.2", 1)]["conclusion"] == "not tested yet"
-    text = report.budget_study_section(study)
+    text = sgd_study.section(study)
     assert "| the book (one run, as printed) | — | — | — | 1 | 99.93 | 98.00 |" in text
     assert "| longer, last epoch | 200 | 128 | 0.01 (default) | 1 | 99.90 | 98.00 |" in text
     assert "| longer, first epoch reaching the book | 3 | 128 | 0.01 (default) | 1 | 99.70 | 97.85 |" in text
     assert "| batch 32 (4x the steps) | 20 | 32 | 0.01 (default) | 1 | 98.50 | 97.50 |" in text
-    path = report.budget_study_figure(study, str(tmp_path / "sgd-budget.png"))
+    path = sgd_study.figure(study, str(tmp_path / "sgd-budget.png"))
     assert os.path.getsize(path) > 10_000
     # Two more seeds: one reaches the book at epoch 4, one never does.
     late = {"accuracy": [0.95, 0.99, 0.9950, 0.9990], "val_accuracy": [0.95, 0.975, 0.98, 0.9790]}
     short = {"accuracy": [0.95, 0.96, 0.97, 0.98], "val_accuracy": [0.95, 0.96, 0.97, 0.975]}
     found += [record(1, 200, 128, None, 0.999, 0.979, late), record(2, 200, 128, None, 0.98, 0.975, short)]
-    study = report.budget_study({records.trial_of(r): r for r in found})
+    study = sgd_study.budget_study({records.trial_of(r): r for r in found})
     row4 = study[("1.3.2", 4)]
     assert row4["match_epochs"] == [3, 4, None]
     assert row4["lines"][2]["epochs"] == "4 ± 1 (by seed: 3, 4)" and row4["lines"][2]["n"] == 2
@@ -353,7 +353,7 @@ def test_budget_study_reads_the_epoch_a_curve_reaches_the_book(tmp_path):
     # Short of the book everywhere: said so.
     flat = {"accuracy": [0.95, 0.96], "val_accuracy": [0.95, 0.96]}
     found = [found[0], record(0, 200, 128, None, 0.96, 0.96, flat), found[2]]
-    study = report.budget_study({records.trial_of(r): r for r in found})
+    study = sgd_study.budget_study({records.trial_of(r): r for r in found})
     assert study[("1.3.2", 4)]["lines"][2]["epochs"] == "none"
     assert study[("1.3.2", 4)]["conclusion"] == ("no tested budget reaches it; closest: batch 32 (4x the steps), "
                                                  "20 epochs (train -1.43, test -0.50 points)")
@@ -364,7 +364,7 @@ def test_one_budget_is_the_epochs_every_tested_row_is_at_the_book():
     book (train and test) at once: none until every tested row has a full curve; then the overlap,
     with an epoch where one row strays left out."""
     table = TABLES["1.3.2"]
-    tested = [number for table_id, number in report.STUDY_ROWS if table_id == "1.3.2"]
+    tested = [number for table_id, number in sgd_study.STUDY_ROWS if table_id == "1.3.2"]
 
     def record(number, reach, dip=None):
         row = table.rows[number - 1]
@@ -375,26 +375,26 @@ def test_one_budget_is_the_epochs_every_tested_row_is_at_the_book():
                 "history": {"accuracy": train, "val_accuracy": test}}
 
     found = [record(number, reach=100 + 10 * i, dip=180 if i == 0 else None) for i, number in enumerate(tested)]
-    partial = report.budget_study({records.trial_of(r): r for r in found[:-1]})
-    assert report.one_budget(partial, "1.3.2") is None
-    study = report.budget_study({records.trial_of(r): r for r in found})
+    partial = sgd_study.budget_study({records.trial_of(r): r for r in found[:-1]})
+    assert sgd_study.one_budget(partial, "1.3.2") is None
+    study = sgd_study.budget_study({records.trial_of(r): r for r in found})
     last = 100 + 10 * (len(tested) - 1)
-    epochs, curves = report.one_budget(study, "1.3.2")
+    epochs, curves = sgd_study.one_budget(study, "1.3.2")
     assert curves == len(tested) and epochs == [e for e in range(last, 201) if e != 180]
-    assert f"at once at epochs {last}-179, 181-200 of 200." in report.budget_study_section(study)
+    assert f"at once at epochs {last}-179, 181-200 of 200." in sgd_study.section(study)
 
 
 def test_the_readmes_reading_of_the_sgd_rows_holds_for_the_committed_records():
     """What README's "Why the book's plain-SGD rows beat the 20-epoch re-run" says in words, checked
     against results/records.jsonl, so that new records cannot leave it untrue."""
     recorded = records.read_records(os.path.join(ROOT, "results"), quiet=True)
-    study = report.budget_study(recorded)
+    study = sgd_study.budget_study(recorded)
     mlp = {number: found for (table_id, number), found in study.items() if table_id == "1.3.2"}
     for found in mlp.values():  # every tested row's curve reaches the book, in every seed run
         assert found["match_epochs"] and None not in found["match_epochs"]
         assert min(found["match_epochs"]) > 2 * 20  # after several times the 20 epochs
-    epochs, _ = report.one_budget(study, "1.3.2")
-    assert epochs and epochs[-1] == report.LONGER["1.3.2"]  # all at once, near the end of the 200
+    epochs, _ = sgd_study.one_budget(study, "1.3.2")
+    assert epochs and epochs[-1] == sgd_study.LONGER["1.3.2"]  # all at once, near the end of the 200
     table = TABLES["1.3.2"]
     for number, found in mlp.items():
         row, line = table.rows[number - 1], {line["setting"]: line for line in found["lines"]}["learning rate 0.1"]
@@ -404,7 +404,7 @@ def test_the_readmes_reading_of_the_sgd_rows_holds_for_the_committed_records():
         by = {line["setting"]: line for line in found["lines"]}  # batch 32 lands between
         for key, book in (("train", row.book_train), ("test", row.book_test)):
             assert by["the book's budget"][key][0] < by["batch 32 (4x the steps)"][key][0] < book, (number, key)
-    elsewhere = report.same_optimizer_elsewhere(recorded)  # the RNN's SGD rows match; the CNN's does not
+    elsewhere = sgd_study.same_optimizer_elsewhere(recorded)  # the RNN's SGD rows match; the CNN's does not
     assert [line.endswith(": within 0.3 points") for line in elsewhere] == [False, True, True]
     cnn = study[("1.4.1", 1)]
     assert cnn["match_epochs"] and min(e for e in cnn["match_epochs"] if e) > TABLES["1.4.1"].epochs

@@ -1,0 +1,131 @@
+"""RESULTS.md and the per-table files, made from all of reproduce.py's records (``--merge``).
+
+The book's tables (tools.report), one set per Keras backend and precision on record, the rows
+off the book, the budget study (tools.sgd_study), what the chapter says but never measures
+(tools.cnn_study), and the records of any other budget, listed apart. Nothing here imports Keras.
+"""
+
+import os
+
+from ch1 import outputs
+from tools import sgd_study
+from tools.report import BATCH_SIZE, OFF_BY, book_budget, csv_table, markdown_table, matches, still_learning, summarize
+from tools.stats import mean, mean_std, std
+from tools.tables import TABLES
+
+
+def environments(table_id, records, budget):
+    """Where a table's runs ran: 'backend on device (versions): n runs'."""
+    counts = {}
+    for trial, r in records.items():
+        if matches(trial, table_id, budget):
+            versions = ", ".join(f"{k} {v}" for k, v in (r.get("versions") or {}).items())
+            where = f"Keras backend {trial.backend} on {r.get('device', 'an unrecorded device')} ({versions})"
+            counts[where] = counts.get(where, 0) + 1
+    return [f"{where}: {n} run{'s' * (n != 1)}" for where, n in sorted(counts.items())]
+
+
+def groups(records, smoke):
+    """The (backend, precision) pairs on record, TensorFlow float32 (the default) first."""
+    found = {(t.backend, t.precision) for t in records if t.smoke == smoke}
+    found.add(("tensorflow", "float32"))
+    return sorted(found, key=lambda g: (g != ("tensorflow", "float32"), g))
+
+
+def other_budgets(records, smoke):
+    """Records of budgets other than the book's (e.g. more epochs, another batch size), grouped per
+    row and setting: a Markdown list, or '' when there are none."""
+    found = {}
+    for trial, r in records.items():
+        if trial.table not in TABLES:
+            continue  # the variants have a section of their own
+        table = TABLES[trial.table]
+        if trial.smoke != smoke or matches(trial, trial.table, book_budget(table, smoke, trial.backend,
+                                                                              trial.precision)):
+            continue
+        if not smoke and (trial.table, trial.row) in sgd_study.STUDY_ROWS and any(
+                matches(trial, trial.table, sgd_study.study_budget(table, changes)) for _, changes in sgd_study.STUDY_SETTINGS):
+            continue  # in the budget study's section
+        key = (trial.table, trial.row, trial.epochs, trial.batch_size, trial.learning_rate, trial.backend,
+               trial.precision)
+        found.setdefault(key, []).append(r)
+    lines = []
+    for (table_id, number, epochs, batch, lr, backend, precision), runs in sorted(
+            found.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
+        row = TABLES[table_id].rows[number - 1]
+        test = [100 * r["test_accuracy"] for r in runs]
+        train = [100 * r["train_accuracy"] for r in runs]
+        lr_text = "default learning rate" if lr is None else f"learning rate {lr:g}"
+        lines.append(f"- Table {table_id} row {number} ({row.title}), {epochs} epochs, batch {batch}, {lr_text}, "
+                     f"{backend} {precision}: test {mean_std(mean(test), std(test))} %, train "
+                     f"{mean_std(mean(train), std(train))} % (n={len(runs)}; book: test {row.book_test:.2f}, "
+                     f"train {row.book_train:.2f})")
+    return "\n".join(lines)
+
+
+def write_text(path, text):
+    with outputs.atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)
+
+
+def write_reports(records, results_dir, report_path, seeds, smoke=False, command="python reproduce.py --merge",
+                  figure=None):
+    """Per table a Markdown table and a CSV under ``results_dir``, and the report ``report_path``.
+
+    The report covers every table, whichever ones a command trained, so that a sweep of one
+    table never drops the others. Unless ``smoke``, it ends with the budget study, whose figure
+    goes to ``figure`` once any of its runs is recorded. Returns the report's text.
+    """
+    sections, off = [], []
+    for backend, precision in groups(records, smoke):
+        default = (backend, precision) == ("tensorflow", "float32")
+        for table_id in sorted(TABLES):
+            table = TABLES[table_id]
+            budget = book_budget(table, smoke, backend, precision)
+            rows = summarize(table, records, budget)
+            where_label = "" if default else f", {backend} {precision}"
+            off += [f"- Table {table_id} row {r['row']} ({table.rows[r['row'] - 1].title}{where_label}): "
+                    f"measured test {mean_std(r['test_mean'], r['test_std'])} % (n={r['n']}) against the "
+                    f"book's {r['book_test']:.2f} % ({r['test_diff']:+.2f} points)" + still_learning(r)
+                    for r in rows if r["off"]]
+            suffix = ("" if default else f"-{backend}-{precision}") + ("-smoke" if smoke else "")
+            write_text(os.path.join(results_dir, f"table-{table_id}{suffix}.md"), markdown_table(table, rows))
+            write_text(os.path.join(results_dir, f"table-{table_id}{suffix}.csv"), csv_table(table, rows))
+            done = sum(r["n"] for r in rows)
+            where = "\n".join(f"- {line}" for line in environments(table_id, records, budget)) or "- no runs yet"
+            sections.append(
+                f"## Table {table_id}: {table.title} ({table.listing}.py, {budget['epochs']} epochs, "
+                f"batch {BATCH_SIZE}{where_label})\n\n"
+                f"{done} of {len(rows) * seeds} runs ({len(rows)} rows x {seeds} seeds) are recorded. "
+                f"Measured numbers are the mean ± sample std over the n seeds recorded for the row "
+                f"(a row with one seed shows its single run, with no spread); "
+                f"train % is the accuracy Keras reports for the last epoch (dropout active). "
+                f"Rows marked in the last column differ from the book's test accuracy by more than {OFF_BY} points.\n\n"
+                f"{markdown_table(table, rows)}\nRan on:\n{where}\n"
+            )
+    sections.append(f"## Rows more than {OFF_BY} points from the book\n\n" + ("\n".join(off) or "None so far.") + "\n")
+    if not smoke:
+        study = sgd_study.budget_study(records)
+        sections.append(sgd_study.section(study, sgd_study.same_optimizer_elsewhere(records)))
+        if figure and any(line["n"] for found in study.values() for line in found["lines"][1:]):
+            os.makedirs(os.path.dirname(os.path.abspath(figure)), exist_ok=True)
+            sgd_study.figure(study, figure)
+    others = other_budgets(records, smoke)
+    if others:
+        sections.append("## Other budgets\n\nRuns recorded with settings other than the book's "
+                        "(not in the tables above):\n\n" + others + "\n")
+    discussion_path = os.path.join(results_dir, "discussion.md")
+    discussion = ""
+    if os.path.isfile(discussion_path):
+        with open(discussion_path) as f:
+            discussion = f.read()
+    report = (
+        "# Chapter 1 tables, re-run\n\n"
+        f"Generated by `{command}` from the records in `{results_dir}/records*.jsonl`; "
+        "do not edit by hand (the discussion comes from "
+        f"`{results_dir}/discussion.md`). Seeds are 0..n-1; how rows of the book were read is in "
+        "the README (\"How the tables' rows are read\").\n\n" + "\n".join(sections) + "\n" + discussion
+    )
+    write_text(report_path, report)
+    return report

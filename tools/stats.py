@@ -1,0 +1,19 @@
+"""Means and spreads over seeds, and how the reports write them. Nothing here imports Keras."""
+
+import statistics
+
+
+def mean(values):
+    return statistics.fmean(values) if values else None
+
+
+def std(values):
+    """The sample standard deviation; with one run there is none to report (not a spread of zero)."""
+    return statistics.stdev(values) if len(values) > 1 else None
+
+
+def mean_std(mean, std, digits=2):
+    """'98.11 ± 0.09' for a mean over runs; a single run (std None) has no spread and shows alone."""
+    if mean is None:
+        return "—"
+    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
