@@ -14,8 +14,9 @@ treated as background; a LAB image is read by its lightness.
 
 The image processing is scipy's (``scipy.ndimage``: Gaussian smoothing, growing a mask,
 connected parts and their boxes; ``scipy.stats``: the robust spread of the paper's noise);
-only Otsu's threshold, which neither scipy nor Pillow has, is written out here. A "label"
-here is what it is in the listings, a digit's class; the pieces of a mask are its "parts".
+only Otsu's threshold, which neither scipy nor Pillow has, is written out here. The connected
+pieces of a mask are its "parts" (scipy's "labels"), so that a label keeps the meaning it has in
+the listings: a digit's class.
 """
 
 import io
@@ -39,7 +40,7 @@ NOISE_CONTRAST = 8  # and this many times the paper's noise (after smoothing)
 NOISE_SIGMAS = 3  # paper noise: up to 3 robust standard deviations about the fitted background
 SMOOTH_PER = 300  # a photo is smoothed by a Gaussian of 1/300 of its longer side to find the digit
 LOW_SHARE = 0.4  # a photo's digit grows from its seeds down to 40% of their threshold
-GAP_PER = 250  # gaps in a stroke up to 1/250 of the longer side are bridged
+GAP_PER = 250  # masks grow by 1/250 of the longer side: gaps in a stroke up to twice that are bridged
 LINE_SPAN = 0.6  # a paper line is ink-like over more than 60% of the photo's width (or height)
 LINE_FLOOR = 4  # and stands at least this far above the paper's noise level
 LOCAL_MIN = 128  # images at least this large a side get a block-wise background too
@@ -80,6 +81,7 @@ def read_image(path, name=None):
     the file in errors. Raises :class:`ImageError` for anything unreadable, before opening
     anything that is not a regular file.
     """
+    name = path if name is None else name
     regular_file(path, "an image file", ImageError, name)
     return _read(path, name)
 
@@ -335,9 +337,9 @@ def _grow(mask, radius):
 
 
 def find_digit(smooth, core, support, gap):
-    """The digit's pixels: of the parts of ``support`` (gaps up to ``gap`` pixels bridged) that hold
-    ``core`` pixels, the one of most ink and those others that reach within a quarter of its size
-    of its box with some ink of their own (at least 3% of its)."""
+    """The digit's pixels: of the parts of ``support`` (grown by ``gap`` pixels, so gaps up to twice
+    that are bridged) that hold ``core`` pixels, the one of most ink and those others that reach
+    within a quarter of its size of its box with some ink of their own (at least 3% of its)."""
     parts, count = ndimage.label(_grow(support, gap), structure=EIGHT)
     if count == 0:
         return np.zeros_like(support)
@@ -366,7 +368,7 @@ def to_mnist(grey, name="image"):
     3. Find the digit by hysteresis: the pixels above Otsu's threshold are its seeds, and
        it grows from them over everything above the paper's noise (3 robust standard
        deviations, at most Otsu's threshold), so a faint stroke stays whole. A large photo
-       is smoothed for this (its grain averaged out) and gaps of a pixel or two are bridged.
+       is smoothed for this (its grain averaged out) and gaps of a few pixels are bridged.
        Of the parts so found, the digit is the one of most ink and those beside it with some
        ink of their own; specks and other marks fall away.
     4. Crop to the digit, scale its longest side to 20 pixels (keeping the aspect ratio),
