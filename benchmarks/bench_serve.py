@@ -1,6 +1,6 @@
 """Round-trip time of the digit page's API: POST /predict, as the page sends a drawn digit.
 
-Starts the server in this process on a free port (ch1/serve.py, as ``predict.py --serve``
+Starts the server in this process on a free port (tools/serve.py, as ``predict.py --serve``
 runs it), posts N real MNIST test digits rendered as the pad holds them (280x280 PNG, black
 ink on white), one after another, and prints the median and 90th percentile of the round trip
 in milliseconds: HTTP, decoding, the MNIST-style preparation, one forward pass with every
@@ -29,7 +29,7 @@ import predict
 from benchmarks.photos import as_drawn, png_bytes
 from ch1 import device, outputs
 from tools import serve
-from ch1.cli import Parser, add_data_arg, output_file, positive_int
+from ch1.cli import Parser, add_data_arg, positive_int, writable_output_file
 from ch1.run import load_data
 
 WARMUP = 5
@@ -64,7 +64,7 @@ def main(argv=None):
     args = parse_args(argv)
     where = "gpu" if device.describe()["gpu"] else "cpu"
     out = args.json or os.path.join("results", "serve", f"serve-{where}-{keras.backend.backend()}.json")
-    output_file(out, "--json")
+    writable_output_file(out, "--json")
     model = predict.load_classifier(args.model)
     _, (x_test, y_test) = load_data(args)
     count = WARMUP + args.requests
@@ -94,7 +94,7 @@ def main(argv=None):
         "what": "POST /predict round trip of a 280x280 PNG drawn digit (HTTP, preparation, forward pass, "
                 "feature maps, JSON), one request at a time",
         "model": args.model,
-        "has_feature_maps": any(isinstance(layer, serve.MAPPED_LAYERS) for layer in model.layers),
+        "has_feature_maps": bool(serve.mapped_layers(model)),
         "backend": keras.backend.backend(),
         "requests": args.requests,
         "warmup": WARMUP,

@@ -135,7 +135,7 @@ def _load_reduced(im, name):
     if im.width == 0 or im.height == 0:
         raise ImageError(f"{name}: an image of no pixels")
     longest = max(im.size)
-    if im.format == "JPEG" and longest > MAX_SIDE:
+    if im.format in ("JPEG", "MPO") and longest > MAX_SIDE:  # MPO: a phone's multi-picture JPEG
         scale = MAX_SIDE / longest
         im.draft(None, (math.ceil(im.width * scale), math.ceil(im.height * scale)))
     im.load()

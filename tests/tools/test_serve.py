@@ -1,8 +1,9 @@
-"""The digit page's server (ch1/serve.py, predict.py --serve): its API without a browser.
+"""The digit page's server (tools/serve.py, predict.py --serve): its API without a browser.
 
 Good images answered as predict.py answers files, junk and blank bodies refused with 400,
 oversize ones with 413 from the header alone, no Content-Length with 411, unknown paths and
-path traversal with 404, 16 parallel requests answered alike, the command line's one lines.
+path traversal with 404, 16 parallel requests answered alike, a model answering NaN refused
+with 500 in valid JSON, the command line's one lines. Hostile clients: test_serve_limits.py.
 """
 
 import base64
@@ -40,6 +41,10 @@ def layer_kinds(feature_maps):
     return [(m["name"].rstrip("0123456789").rstrip("_"), m["shape"]) for m in feature_maps]
 
 
+def not_json(name):
+    raise ValueError(f"{name} in an answer: not JSON")
+
+
 class Served:
     """A server for ``model`` on a free port, serving from a thread of this process."""
 
@@ -65,7 +70,7 @@ class Served:
             response = conn.getresponse()
             data = response.read()
             if response.getheader("Content-Type", "").startswith("application/json"):
-                data = json.loads(data)
+                data = json.loads(data, parse_constant=not_json)  # as a browser reads it: NaN is no JSON
             return response.status, data
         finally:
             conn.close()
@@ -220,6 +225,20 @@ def test_an_mlp_gets_the_prediction_alone(drawn):
         assert status == 200 and set(answer) == {"digit", "probabilities", "seen"}
     finally:
         served.close()
+
+
+def test_a_model_answering_nan_gets_a_500_in_valid_json(drawn, capsys):
+    keras.utils.set_random_seed(0)
+    model = mlp_mnist.build_model()
+    model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
+    served = Served(model)
+    try:
+        status, answer = served.predict(drawn[0][0])
+    finally:
+        served.close()
+    assert status == 500 and "the model's output is not finite" in answer["error"], answer
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "not finite" in err[0], err
 
 
 # --- predict.py --serve -------------------------------------------------------------------------
