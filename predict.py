@@ -2,14 +2,14 @@
 
 Reads ordinary image files (PNG, JPEG, ...; any size; a dark digit on light paper or a
 light digit on dark; colour or grey), prepares each the way MNIST itself was made, and
-prints the predicted digit with the top-3 probabilities. Preparation (ch1/digits.py):
+prints the predicted digit with the top-3 probabilities. Preparation (tools/digits.py):
 grey, invert if the background is light, suppress the background (paper texture, uneven
 light, ruled or squared paper's lines), find the digit (its largest ink and the strokes
 beside it), crop to it, scale its longest side to 20 pixels keeping the aspect ratio, and
 paste it into a 28x28 image with its centre of mass at the centre. Any of the three
-listings' saved models works (MLP, CNN, RNN): the input shape is read from the model.
-``--serve`` instead starts a local web page to draw on (ch1/serve.py), which prepares what
-it is sent the same way.
+listings' saved models works (MLP, CNN, RNN): the input shape is read from the model, and
+the file is checked before Keras reads it (tools/model_file.py). ``--serve`` instead starts a
+local web page to draw on (tools/serve.py), which prepares what it is sent the same way.
 
     python cnn_mnist.py                                 # train; saves outputs/cnn-mnist.keras
     python predict.py digit.png photo.jpg               # e.g. `photo.jpg: 7  (7 98.1%, 1 1.2%, 9 0.4%)`
@@ -25,70 +25,50 @@ quiet_startup()  # before Keras loads TensorFlow: its start-up notices stay off 
 import argparse
 import os
 import sys
-import zipfile
 
-import keras
 import numpy as np
 
 from ch1 import outputs
-from ch1.cli import Parser, error, fail, output_dir
-from ch1.data import IMAGE_SIZE, NUM_LABELS, one_line, prepare_images
-from ch1.files import regular_file
-from tools.digits import ImageError, probabilities, read_image, to_mnist
+from ch1.cli import Parser, ensure_output_dir, error, fail
+from ch1.data import prepare_images
 from ch1.outputs import plt
+from tools import model_file
+from tools.digits import ImageError, probabilities, read_image, to_mnist
 
 DEFAULT_MODEL = os.path.join("outputs", "cnn-mnist.keras")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 TOP = 3
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+BATCH = 16  # images read, classified and reported at a time: memory stays bounded however many are given
 
 
 # --- the model ----------------------------------------------------------------------------------
 
 
 def load_classifier(path):
-    """Load a saved MNIST classifier; anything else exits with one line and status 2."""
-    flag = f"--model {printable(path)}"
+    """Load a saved MNIST classifier, checked first (tools/model_file.py); anything else exits
+    with one line and status 2."""
     try:
-        regular_file(path, "a Keras model file (.keras)", ValueError, flag)
-    except ValueError as exc:
+        return model_file.load_classifier(path, f"--model {printable(path)}")
+    except model_file.ModelFileError as exc:
         if not os.path.lexists(path):
             fail(f"{exc}; train one first (python cnn_mnist.py saves {DEFAULT_MODEL})")
         fail(str(exc))
-    if not path.lower().endswith(MODEL_SUFFIXES):
-        fail(f"{flag}: not a Keras model file (expected a .keras file, as the listings save)")
-    try:
-        if path.lower().endswith(".keras") and not zipfile.is_zipfile(path):
-            fail(f"{flag}: not a Keras model file (a .keras file is a zip archive; this is not)")
-    except OSError as exc:
-        fail(f"{flag}: cannot read ({exc.strerror or one_line(exc)})")
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except Exception as exc:  # noqa: BLE001 - whatever Keras trips on, the file is no model for us
-        fail(f"{flag}: not a Keras model file ({one_line(exc)[:160]})")
-    shape_in, shape_out = _shape(model, "input_shape"), _shape(model, "output_shape")
-    if (shape_in is None or None in shape_in or int(np.prod(shape_in)) != IMAGE_SIZE * IMAGE_SIZE
-            or shape_out != (NUM_LABELS,)):
-        fail(f"{flag}: takes {shape_in} and gives {shape_out}; expected an MNIST classifier "
-             f"({IMAGE_SIZE}x{IMAGE_SIZE} = {IMAGE_SIZE * IMAGE_SIZE} input values, {NUM_LABELS} outputs)")
-    return model
-
-
-def _shape(model, attribute):
-    try:
-        shape = getattr(model, attribute)
-    except (AttributeError, ValueError):
-        return None
-    if isinstance(shape, list) or not isinstance(shape, tuple) or not shape:
-        return None  # several inputs or outputs
-    return tuple(shape[1:])
 
 
 def classify(model, images):
-    """Probabilities (N, 10) for uint8 28x28 images, shaped for the model (MLP, CNN or RNN)."""
+    """Probabilities (N, 10) for uint8 28x28 images, shaped for the model (MLP, CNN or RNN).
+
+    A row is all NaN where the model's outputs for that image are not all finite (a broken
+    model): the other rows are computed from their own outputs alone.
+    """
     x = prepare_images(np.asarray(images), model.input_shape[1:])
-    return probabilities(model.predict(x, verbose=0))
+    outputs = np.asarray(model.predict(x, verbose=0), dtype=np.float64)
+    finite = np.isfinite(outputs).all(axis=1)
+    probs = np.full(outputs.shape, np.nan)
+    if finite.any():
+        probs[finite] = probabilities(outputs[finite])
+    return probs
 
 
 def top(probs, k=TOP):
@@ -130,8 +110,11 @@ def describe(path, digit, top3):
 
 
 def printable(path):
-    """A file name as text that prints in any locale: bytes that are not UTF-8 as ``\\xe9``."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+    """A file name as text that prints as one line in any locale: bytes that are not UTF-8 as
+    ``\\xe9``, a newline as ``\\n``, other control and invisible characters as ``\\x1b``,
+    ``\\u202e``, ... (a file's name cannot forge a line of output or rewrite the terminal)."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def port(text):
@@ -169,9 +152,10 @@ def parse_args(argv):
 def main(argv=None):
     """Classify each image; return a list of results (file, digit, top3, probabilities, seen).
 
-    Unusable images get one error line each while the others are still classified; the
-    exit status is then 2. A bad model or output folder exits at once with status 2.
-    With ``--serve``, serve the page until Ctrl-C (see ch1/serve.py).
+    Images are read, classified and reported ``BATCH`` at a time, each ``--show`` PNG written
+    as its image is classified. Unusable images get one error line each while the others are
+    still classified; the exit status is then 2. A bad model or output folder exits at once
+    with status 2. With ``--serve``, serve the page until Ctrl-C (see tools/serve.py).
     """
     for stream in (sys.stdout, sys.stderr):  # a file name no locale can print must not crash a line
         if hasattr(stream, "reconfigure"):
@@ -183,10 +167,25 @@ def main(argv=None):
 
         return serve.serve(model, args.host, args.port, label=printable(args.model))
     if args.show:
-        output_dir(args.output_dir)
+        ensure_output_dir(args.output_dir)
+    results, failed, taken = [], 0, set()
+    for start in range(0, len(args.images), BATCH):
+        done, errors = classify_files(model, args.images[start:start + BATCH], args, taken)
+        results += done
+        failed += errors
+    sys.stdout.flush()
+    if failed:
+        raise SystemExit(2)
+    return results
 
+
+def classify_files(model, paths, args, taken):
+    """Read, classify and report ``paths`` (a few): ``(results, number of error lines)``.
+
+    The images read are held only here, until their lines are printed and PNGs written.
+    """
     prepared = []  # (file, 28x28 uint8 or None, shown image or error message)
-    for path in args.images:
+    for path in paths:
         try:
             grey, shown = read_image(path, printable(path))
             prepared.append((path, to_mnist(grey, printable(path)), shown if args.show else None))
@@ -194,27 +193,33 @@ def main(argv=None):
             prepared.append((path, None, str(exc)))
     good = [seen for _, seen, _ in prepared if seen is not None]
     probs = iter(classify(model, np.stack(good)) if good else [])
-
-    results, failed, taken = [], 0, set()
+    results, failed = [], 0
     for path, seen, extra in prepared:
         if seen is None:
             error(extra)
             failed += 1
             continue
         p = next(probs)
-        top3 = top(p)
-        digit = top3[0][0]
-        result = {"file": path, "digit": digit, "top3": top3, "probabilities": [float(v) for v in p], "seen": None}
-        print(describe(path, digit, top3))
-        if args.show:
-            result["seen"] = save_seen(seen_path(args.output_dir, path, taken), extra, seen,
-                                       f"{printable(os.path.basename(path))}: {digit} ({100 * top3[0][1]:.1f}%)")
-            print(f"  wrote {printable(result['seen'])}")
-        results.append(result)
-    sys.stdout.flush()
-    if failed:
-        raise SystemExit(2)
-    return results
+        if not np.isfinite(p).all():
+            error(f"{printable(path)}: --model {printable(args.model)} gave NaN or infinite outputs for it "
+                  "(a broken model)")
+            failed += 1
+            continue
+        results.append(report(path, seen, extra, p, args, taken))
+    return results, failed
+
+
+def report(path, seen, shown, p, args, taken):
+    """Print one image's line (and write its --show PNG); return its result."""
+    top3 = top(p)
+    digit = top3[0][0]
+    result = {"file": path, "digit": digit, "top3": top3, "probabilities": [float(v) for v in p], "seen": None}
+    print(describe(path, digit, top3))
+    if args.show:
+        result["seen"] = save_seen(seen_path(args.output_dir, path, taken), shown, seen,
+                                   f"{printable(os.path.basename(path))}: {digit} ({100 * top3[0][1]:.1f}%)")
+        print(f"  wrote {printable(result['seen'])}")
+    return result
 
 
 if __name__ == "__main__":
