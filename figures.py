@@ -1,21 +1,29 @@
 """The chapter's figures, re-made from real MNIST and the models the scripts trained.
 
-- mnist-samples.png: Listing 1.3.1's sampler, 25 training digits with their labels (seeded).
+- mnist-samples.png: Listing 1.3.1's 25 random training digits (mnist_sampler.py's own plot, seeded).
 - cnn-kernel.png: Figures 1.4.2-1.4.3 made real: a 3x3 kernel of the trained CNN's first
   layer over a test digit, and the feature maps that layer yields (28x28 -> 26x26, "valid").
 - cnn-maxpool.png: Figure 1.4.4 made real: MaxPooling2D(2) on a real feature map (26x26 -> 13x13),
   with a 4x4 patch and the 2x2 it pools to.
+- mlp-mnist.png, cnn-mnist.png, rnn-mnist.png: each listing's diagram, as its plot_model(...,
+  show_shapes=True) draws it (the chapter's model figures).
 - training-curves.png: loss and accuracy per epoch of each script's run (from <name>.json).
 - cnn-confusion.png, cnn-misclassified.png: the trained CNN on the 10,000 test digits.
 
     python cnn_mnist.py && python mlp_mnist.py && python rnn_mnist.py   # train (outputs/)
     python figures.py                                                   # figures into outputs/
+
+The CNN figures need Listing 1.4.1's trained CNN (cnn-mnist.keras); the curves draw every
+listing's run found beside it (<name>.json), and a run that is not the book's full budget
+(a --smoke run, or fewer epochs than the book's) says so in its panel's title.
 """
 
 from ch1 import quiet_startup
 
 quiet_startup()  # before Keras loads TensorFlow: its start-up notices stay off stderr
 
+import argparse
+import importlib
 import json
 import os
 
@@ -23,26 +31,15 @@ import keras
 import numpy as np
 
 from ch1 import outputs
-from ch1.cli import Parser, add_data_arg, fail, output_dir, seed
+from ch1.cli import Parser, add_data_arg, ensure_output_dir, fail, seed_number
 from ch1.data import one_line, prepare_images
-from ch1.files import regular_file
-from ch1.run import add_smoke_arg, load_data
-from tools.tables import LISTINGS
+from ch1.run import add_smoke_arg, load_data, run_folder, seed_everything
+import cnn_mnist
+import mnist_sampler
+from tools import model_file
+from tools.tables import LISTINGS, TABLES
 
 plt = outputs.plt
-
-
-def sampler(x_train, y_train, seed):
-    """Listing 1.3.1: 25 random training digits in a 5x5 grid, each with its label."""
-    indexes = np.random.default_rng(seed).integers(0, len(x_train), size=25)
-    fig, axes = plt.subplots(5, 5, figsize=(5, 5.6))
-    for ax, i in zip(axes.flat, indexes):
-        ax.imshow(x_train[i], cmap="gray")
-        ax.set_title(str(y_train[i]), fontsize=10)
-        ax.axis("off")
-    fig.suptitle("25 MNIST training digits (Listing 1.3.1)")
-    fig.tight_layout()
-    return fig
 
 
 def first_conv(model):
@@ -122,6 +119,19 @@ def maxpool_figure(model, digit):
     return fig
 
 
+def run_title(run):
+    """A run in words, saying when it is not the book's full run: "cnn-mnist (Listing 1.4.1)",
+    "... smoke run: 1 short epoch", "... 2 of the book's 10 epochs"."""
+    title = f"{run['name']} (Listing {run['listing']})"
+    book_epochs = next((TABLES[listing.table].epochs for listing in LISTINGS.values() if listing.name == run["name"]),
+                       None)
+    if run.get("smoke"):
+        return f"{title}, smoke run: {run['epochs']} short epoch"
+    if book_epochs and run["epochs"] != book_epochs:
+        return f"{title}, {run['epochs']} of the book's {book_epochs} epochs"
+    return title
+
+
 def curves_figure(runs):
     """Loss and accuracy per epoch of each script's run, from the results JSON files."""
     fig, axes = plt.subplots(2, len(runs), figsize=(4.5 * len(runs), 6.5), squeeze=False)
@@ -129,7 +139,7 @@ def curves_figure(runs):
         history = run["history"]
         epochs = range(1, len(history["loss"]) + 1)
         axes[0, col].plot(epochs, history["loss"], "o-")
-        axes[0, col].set_title(f"{run['name']} (Listing {run['listing']})")
+        axes[0, col].set_title(run_title(run), fontsize=9)
         axes[0, col].set_ylabel("training loss")
         axes[1, col].plot(epochs, [100 * a for a in history["accuracy"]], "o-", label="train")
         axes[1, col].axhline(100 * run["test_accuracy"], color="C1", linestyle="--",
@@ -140,7 +150,7 @@ def curves_figure(runs):
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
             outputs.whole_epochs(ax)
-    fig.suptitle("Training curves of the three listings" + (" (smoke runs)" if runs[0]["smoke"] else ""))
+    fig.suptitle("Training curves of the listings")
     fig.tight_layout()
     return fig
 
@@ -183,9 +193,10 @@ def misclassified_figure(x_test, y_true, y_pred, probabilities, limit=36):
 
 def parse_args(argv):
     parser = Parser(__doc__)
-    parser.add_argument("--models-dir", metavar="DIR", default="outputs",
-                        help="where the scripts wrote <name>.json and cnn-mnist.keras")
-    parser.add_argument("--seed", type=seed, default=0, help="seed of the sampler's random digits")
+    parser.add_argument("--models-dir", metavar="DIR",
+                        help="where the scripts wrote <name>.json and cnn-mnist.keras; default: outputs "
+                        "(outputs/smoke with --smoke, where the listings' --smoke runs write)")
+    parser.add_argument("--seed", type=seed_number, default=0, help="seed of the sampler's random digits")
     add_data_arg(parser)
     parser.add_argument("--output-dir", metavar="DIR", default="outputs", help="where the figures are written")
     add_smoke_arg(parser)
@@ -193,33 +204,51 @@ def parse_args(argv):
 
 
 def read_run(path):
-    """A script's results JSON, or exit with one line if it is not one."""
+    """A script's results JSON (<name>.json), checked for what the figures use; else exit with one line."""
     try:
         with open(path, "rb") as f:
             run = json.loads(f.read(10_000_000).decode("utf-8"))
-        if not isinstance(run["history"]["loss"], list) or not isinstance(run["test_accuracy"], (int, float)):
-            raise TypeError("wrong types")
+        history = run["history"]
+        loss, accuracy = history["loss"], history["accuracy"]
+        if not (isinstance(run["name"], str) and isinstance(run["listing"], str) and isinstance(run["epochs"], int)
+                and isinstance(run["test_accuracy"], (int, float)) and isinstance(run.get("smoke", False), bool)):
+            raise TypeError("name, listing, epochs, test_accuracy or smoke of the wrong type")
+        if not (isinstance(loss, list) and isinstance(accuracy, list) and loss and len(loss) == len(accuracy)
+                and all(isinstance(v, (int, float)) for v in loss + accuracy)):
+            raise TypeError("history's loss and accuracy are not lists of numbers of one length")
         return run
     except (OSError, ValueError, KeyError, TypeError) as exc:
         fail(f"{path}: not a results JSON of the scripts ({one_line(exc)[:120]})")
 
 
+def load_cnn(path, given):
+    """Listing 1.4.1's trained CNN from ``path``, checked; else exit with one line (``given``: whether
+    the folder came from --models-dir)."""
+    if not os.path.lexists(path):
+        where = "pass --models-dir DIR holding one" if not given else "train one there first"
+        fail(f"{path}: no trained CNN here; run `python cnn_mnist.py` first, or {where}")
+    try:
+        model = model_file.load_classifier(path)
+    except model_file.ModelFileError as exc:
+        fail(str(exc))
+    if model.input_shape[1:] != cnn_mnist.input_shape or not isinstance(model.layers[0], keras.layers.Conv2D):
+        fail(f"{path}: not Listing 1.4.1's CNN (input {model.input_shape[1:]}, first layer "
+             f"{type(model.layers[0]).__name__}); the kernel and pooling figures need its first Conv2D")
+    return model
+
+
 def main(argv=None):
     args = parse_args(argv)
-    output_dir(args.output_dir)
-    model_path = os.path.join(args.models_dir, "cnn-mnist.keras")
-    runs = [read_run(path) for path in (os.path.join(args.models_dir, listing.name + ".json")
-                                        for listing in LISTINGS.values()) if os.path.isfile(path)]
-    try:
-        regular_file(model_path, "a Keras model file", ValueError)
-    except ValueError as exc:
-        if not os.path.lexists(model_path):
-            fail(f"{model_path}: no trained CNN here; run `python cnn_mnist.py` first (or pass --models-dir)")
-        fail(str(exc))
-    try:
-        model = keras.saving.load_model(model_path)
-    except Exception as exc:  # noqa: BLE001 - any failure: not a loadable Keras model
-        fail(f"{model_path}: not a Keras model ({one_line(exc)})")
+    ensure_output_dir(args.output_dir)
+    models_dir = args.models_dir or run_folder(argparse.Namespace(output_dir="outputs", smoke=args.smoke))
+    model_path = os.path.join(models_dir, "cnn-mnist.keras")
+    runs = {listing.name: read_run(path) for listing, path in (
+        (listing, os.path.join(models_dir, listing.name + ".json")) for listing in LISTINGS.values())
+        if os.path.isfile(path)}
+    model = load_cnn(model_path, args.models_dir is not None)
+    cnn_run = runs.get(LISTINGS["cnn"].name)
+    print(f"Using {model_path}" + (f": {run_title(cnn_run)}, test accuracy {100 * cnn_run['test_accuracy']:.2f}%"
+                                   if cnn_run else " (no cnn-mnist.json beside it)"))
     (x_train, y_train), (x_test, y_test) = load_data(args)
 
     def save(fig, name):
@@ -227,12 +256,17 @@ def main(argv=None):
         written.append(path)
 
     written = []
-    save(sampler(x_train, y_train, args.seed), "mnist-samples.png")
+    seed_everything(args.seed)
+    save(mnist_sampler.plot_samples(x_train, y_train), "mnist-samples.png")
+    for listing in LISTINGS.values():  # the diagrams, as each listing's plot_model(..., show_shapes=True)
+        keras.backend.clear_session()  # the layer names a run of the listing shows
+        written.append(outputs.plot_model(importlib.import_module(listing.module).build_model(),
+                                          os.path.join(args.output_dir, listing.name + ".png")))
     digit = int(np.flatnonzero(y_test == 7)[0])  # the first 7 of the test set
     save(kernel_figure(model, x_test[digit], y_test[digit]), "cnn-kernel.png")
     save(maxpool_figure(model, x_test[digit]), "cnn-maxpool.png")
     if runs:
-        save(curves_figure(runs), "training-curves.png")
+        save(curves_figure(list(runs.values())), "training-curves.png")
     probabilities = model.predict(prepare_images(x_test, model.input_shape[1:]), batch_size=256, verbose=0)
     y_pred = probabilities.argmax(axis=1)
     fig, _ = confusion_figure(y_test, y_pred)

@@ -1,12 +1,22 @@
-"""Write the README's measured tables from the JSON files that the runs themselves wrote.
+"""Write the docs' generated parts from what the runs themselves recorded; never type a number.
 
-    python mlp_mnist.py --output-dir results/listings      # (and cnn_mnist.py, rnn_mnist.py)
-    python -m benchmarks.bench_train --json results/bench/cpu-tensorflow-cnn.json
-    python readme_results.py             # rewrites the tables between the markers in README.md
+- docs/chapter1.md, whole: the chapter re-run, in the book's order (Listing 1.3.1's counts and
+  digits, then each listing: the book's claim beside the real output, its diagram, the chapter's
+  figures, its table with the book side by side, and what the chapter says but never measures).
+- The blocks between ``<!-- name:begin -->`` and ``<!-- name:end -->`` markers in README.md and
+  docs/*.md (each block lives in one file, beside its text).
 
-The tables are never typed by hand: each cell comes from results/listings/<name>.json,
-results/bench*/*.json, results/serve, results/photos, or reproduce.py's records (the SGD budget study).
+Sources: results/listings/*.json (each listing's run, made by ``python <listing> --output-dir
+results/listings``), results/records*.jsonl (reproduce.py's sweeps), results/bench*/,
+results/serve/, results/photos/ (the benchmarks' JSON), docs/figures/ (figures.py). A second run
+changes nothing.
+
+    python make_docs.py
 """
+
+from ch1 import quiet_startup
+
+quiet_startup()  # the listings' summaries are built with Keras: its start-up notices stay off stderr
 
 import argparse
 import glob
@@ -14,48 +24,83 @@ import json
 import os
 import re
 
-from tools import records, sgd_study
+import keras
+
+from tools import cnn_study, records, report, sgd_study
 from tools.stats import mean_std
-from tools.tables import LISTINGS, row
+from tools.tables import LISTING_1_4_2, LISTINGS, TABLES, row
 
-MARKERS = {"listings": ("<!-- listing-results:begin -->", "<!-- listing-results:end -->"),
-           "bench": ("<!-- bench:begin -->", "<!-- bench:end -->"),
-           "sweep": ("<!-- sweep:begin -->", "<!-- sweep:end -->"),
-           "serve": ("<!-- serve:begin -->", "<!-- serve:end -->"),
-           "photos": ("<!-- photos:begin -->", "<!-- photos:end -->"),
-           "sgd": ("<!-- sgd-study:begin -->", "<!-- sgd-study:end -->")}
+MARKERS = ("listings", "bench", "sweep", "serve", "photos", "sgd-study")
+RESULTS = "results"
+CHAPTER = os.path.join("docs", "chapter1.md")
 
 
-def table(folder):
-    lines = ["| script | listing | params | epochs | book's test accuracy | measured test accuracy "
-             "| train accuracy (last epoch) | s per epoch | seed | backend and device |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    versions = set()
-    for listing in LISTINGS.values():
-        script, table_test = listing.script, row(listing.table, listing.row).book_test
-        book = f"{listing.book_test}%"
-        if table_test != listing.book_test:
-            book += f" (Table {listing.table}: {table_test}%)"
+def _json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _json_files(folder):
+    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
+        yield path, _json(path)
+
+
+def listing_runs(folder):
+    """Each listing's recorded run (results/listings/<name>.json), or None where it has none yet;
+    a --smoke run is refused: the docs show full runs."""
+    runs = {}
+    for key, listing in LISTINGS.items():
         path = os.path.join(folder, listing.name + ".json")
-        if not os.path.exists(path):
-            lines.append(f"| `{script}` | {listing.number} | | | {book} | not run yet | | | | |")
+        runs[key] = _json(path) if os.path.exists(path) else None
+        if runs[key] and runs[key]["smoke"]:
+            raise SystemExit(f"{path}: a --smoke run; the docs show full runs")
+    return runs
+
+
+def test_line(run):
+    """The book's last line as the run printed it: ``Test accuracy: 99.3%``."""
+    return "Test accuracy: %.1f%%" % (100.0 * run["test_accuracy"])
+
+
+def listings_block(folder):
+    """README's map of the four listings: file, model, params, the book's and the measured test accuracy."""
+    sampler = os.path.join(folder, "mnist-samples.json")
+    lines = ["| listing | file | model | params | the book's test accuracy | measured here | last line a run prints |",
+             "|---|---|---|---|---|---|---|"]
+    if os.path.exists(sampler):
+        counts = _json(sampler)["train_labels"]
+        lines.append(f"| 1.3.1 | `mnist_sampler.py` | — (counts the digits, plots 25) | — | — | — "
+                     f"| `Train labels:  {{0: {counts['0']}, ...}}`, then `Test labels: ...` |")
+    runs = listing_runs(folder)
+    devices, versions = set(), set()
+    for key, listing in LISTINGS.items():
+        run, table_test = runs[key], row(listing.table, listing.row).book_test
+        book = f"{listing.book_test}%" + ("" if table_test == listing.book_test else f" (Table {listing.table}: "
+                                                                                      f"{table_test}%)")
+        model = MODELS[key]
+        if run is None:
+            lines.append(f"| {listing.number} | `{listing.script}` | {model} | {listing.params:,} | {book} | not run yet | |")
             continue
-        with open(path) as f:
-            r = json.load(f)
-        if r["smoke"]:
-            raise SystemExit(f"{path}: a --smoke run; the README shows full runs")
-        versions.add(", ".join(f"{k} {v}" for k, v in r["versions"].items()))
-        lines.append(f"| `{script}` | {r['listing']} | {r['params']:,} | {r['epochs']} | {book} "
-                     f"| **{100 * r['test_accuracy']:.2f}%** | {100 * r['train_accuracy']:.2f}% "
-                     f"| {r['seconds_per_epoch']:.1f} | {r['seed']} | {r['backend']}, {r['device']} |")
-    lines.append("")
-    lines.append(f"Versions: {'; '.join(sorted(versions)) or 'none yet'}. "
-                 f"Made by `python readme_results.py` from `{folder}/*.json`.")
+        devices.add(f"{run['backend']} on {run['device']}")
+        versions.add(", ".join(f"{k} {v}" for k, v in run["versions"].items()))
+        minutes = run["fit_seconds"] / 60
+        lines.append(f"| {listing.number} | `{listing.script}` | {model} | {run['params']:,} | {book} "
+                     f"| **{100 * run['test_accuracy']:.2f}%** ({run['epochs']} epochs, seed {run['seed']}, "
+                     f"{minutes:.0f} min) | `{test_line(run)}` |")
+    lines += ["", f"Measured with {'; '.join(sorted(devices)) or 'nothing yet'} ({'; '.join(sorted(versions))}). "
+                  f"Made by `python make_docs.py` from `{folder}/*.json`."]
     return "\n".join(lines)
 
 
-def bench_tables(folder):
-    """One table per benchmark JSON: steady s/epoch, compile s, accuracy, speed-up over plain fit."""
+MODELS = {
+    "mlp": "Dense(256)-ReLU-Dropout(0.45) x2, Dense(10)-softmax; Adam, 20 epochs",
+    "cnn": "Conv2D(64, 3)-ReLU-MaxPool(2) x2, Conv2D(64, 3)-ReLU, Dropout(0.2), Dense(10)-softmax; Adam, 10 epochs",
+    "rnn": "SimpleRNN(256, dropout=0.2) over 28 rows, Dense(10)-softmax; SGD, 20 epochs",
+}
+
+
+def bench_block(folder):
+    """One table per training benchmark JSON: steady s/epoch, compile s, accuracy, speed-up over plain fit."""
     blocks = []
     for path, b in _json_files(folder):
         versions = ", ".join(f"{k} {v}" for k, v in b["versions"].items())
@@ -75,7 +120,7 @@ def bench_tables(folder):
         blocks.append("\n".join(lines))
     if not blocks:
         return "No benchmark recorded yet."
-    return "\n\n".join(blocks) + "\n\nMade by `python readme_results.py` from the benchmark's JSON files."
+    return "\n\n".join(blocks) + "\n\nMade by `python make_docs.py` from the benchmark's JSON files."
 
 
 def _differences(b):
@@ -87,7 +132,7 @@ def _differences(b):
                                  f"{100 * d['test_accuracy'][1]:.2f}%" for d in b["differ"])
 
 
-def sweep_tables(folder):
+def sweep_block(folder):
     """The sweep layouts' throughput (benchmarks/bench_sweep.py), one table per JSON file."""
     blocks = []
     for path, b in _json_files(folder):
@@ -100,16 +145,10 @@ def sweep_tables(folder):
         blocks.append("\n".join(lines))
     if not blocks:
         return "No sweep benchmark recorded yet."
-    return "\n\n".join(blocks) + "\n\nMade by `python readme_results.py` from `benchmarks/bench_sweep.py`'s JSON."
+    return "\n\n".join(blocks) + "\n\nMade by `python make_docs.py` from `benchmarks/bench_sweep.py`'s JSON."
 
 
-def _json_files(folder):
-    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
-        with open(path) as f:
-            yield path, json.load(f)
-
-
-def serve_lines(folder):
+def serve_block(folder):
     """The page's round trip (benchmarks/bench_serve.py), one line per JSON file."""
     lines = [f"- `{path}`: median **{b['median_ms']:.0f} ms**, p90 {b['p90_ms']:.0f} ms over {b['requests']} "
              f"requests ({b['model']}, Keras backend {b['backend']}, {b['device']['device']})"
@@ -126,37 +165,167 @@ def photos_table(result):
     return "\n".join(lines)
 
 
-def photos_tables(folder):
+def photos_block(folder):
     blocks = [f"{photos_table(r)}\n\n`{path}`: {r['digits']} test digits per kind, seed {r['seed']}, {r['model']} "
               f"(Keras backend {r['backend']}, {r['device']['device']}); preparing one {r['photo_size']}-pixel "
               f"photo takes {r['prepare_ms_median']:.0f} ms (median)." for path, r in _json_files(folder)]
     return "\n\n".join(blocks) or "No photos read yet."
 
 
+# --- docs/chapter1.md -------------------------------------------------------------------------
+
+
+def summary(listing):
+    """The summary ``model.summary()`` prints for the listing's model (built, not trained: a fresh
+    session each time, so the layer names are the ones a run prints)."""
+    import importlib
+
+    keras.backend.clear_session()
+    lines = []
+    importlib.import_module(listing.module).build_model().summary(
+        print_fn=lambda text, line_break=True: lines.append(text))
+    return "\n".join(lines).rstrip()
+
+
+def last_epoch(run):
+    """The last epoch of a run as recorded: ``Epoch 10/10: 39.4 s - accuracy: 0.9946 - loss: 0.0158``."""
+    history, epochs = run["history"], run["epochs"]
+    return (f"Epoch {epochs}/{epochs}: {run['epoch_seconds'][-1]:.1f} s - accuracy: {history['accuracy'][-1]:.4f} "
+            f"- loss: {history['loss'][-1]:.4f}")
+
+
+def _figure(name, alt):
+    path = os.path.join("docs", "figures", name)
+    return f"![{alt}](figures/{name})" if os.path.exists(path) else f"*({path} is not made yet: `python figures.py "\
+        f"--output-dir docs/figures`)*"
+
+
+def _claim_table(key, run):
+    listing = LISTINGS[key]
+    table_test = row(listing.table, listing.row).book_test
+    book_test = f"{listing.book_test}%" + ("" if table_test == listing.book_test else
+                                          f" (its row of Table {listing.table}: {table_test}%)")
+    epochs = TABLES[listing.table].epochs
+    lines = ["| | the book | this run |", "|---|---|---|",
+             f"| parameters (`Total params`) | {listing.params:,} | {run['params']:,} |",
+             f"| epochs, batch | {epochs}, 128 | {run['epochs']}, {run['batch_size']} |",
+             f"| test accuracy | {book_test} | {100 * run['test_accuracy']:.2f}% (`{test_line(run)}`) |",
+             f"| training accuracy, last epoch | — | {100 * run['train_accuracy']:.2f}% |"]
+    return "\n".join(lines)
+
+
+def _book_table(table_id, found):
+    table = TABLES[table_id]
+    rows = report.summarize(table, found, report.book_budget(table))
+    n = sum(r["n"] for r in rows)
+    return (f"Table {table_id}, {table.title}: the book's numbers beside the re-run ({n} runs, mean ± std over the "
+            f"seeds recorded; `python reproduce.py --table {table_id}`):\n\n" + report.markdown_table(table, rows))
+
+
+def _listing_1_4_2():
+    lines = ["| the book (Keras 2) | output shape | params |", "|---|---|---|"]
+    for name, kind, shape, params in LISTING_1_4_2:
+        lines.append(f"| {name} ({kind}) | {shape} | {params:,} |")
+    return "\n".join(lines)
+
+
+def _listing_section(key, run, found):
+    listing = LISTINGS[key]
+    head = f"## Listing {listing.number}: `{listing.script}`\n\n{MODELS[key]}.\n"
+    if run is None:
+        return head + f"\nNot run yet: `python {listing.script} --output-dir results/listings`.\n"
+    parts = [head, _claim_table(key, run), "",
+             f"What `python {listing.script}` printed (the summary, the last epoch, the book's last line), "
+             f"on {run['device']}, Keras backend {run['backend']}, seed {run['seed']}:", "",
+             "```text", summary(listing), "...", last_epoch(run), "", test_line(run), "```", ""]
+    if key == "cnn":
+        parts += ["Listing 1.4.2 as the book prints it: the same shapes and counts; Keras 3 numbers its layers "
+                  "from `conv2d`, Keras 2 from `conv2d_1`.", "", _listing_1_4_2(), ""]
+    parts += [_figure(f"{listing.name}.png", f"{listing.name}: the model diagram plot_model draws"), ""]
+    if key == "cnn":
+        parts += ["The chapter's figures made real: a 3x3 kernel of the trained CNN's first layer over a test "
+                  "digit and the 26x26 feature maps it yields (Figures 1.4.2-1.4.3), and MaxPooling2D(2) on one "
+                  "of them (Figure 1.4.4):", "", _figure("cnn-kernel.png", "a 3x3 kernel and its feature maps"), "",
+                  _figure("cnn-maxpool.png", "MaxPooling2D(2) on a feature map"), ""]
+    parts += [_book_table(listing.table, found)]
+    if key == "mlp":
+        parts += ["Why the plain-SGD rows fall short at 20 epochs, and what budget reaches the book: "
+                  "[the tables' page](tables.md#why-the-books-plain-sgd-rows-beat-the-20-epoch-re-run)."]
+    if key == "cnn":
+        parts += [cnn_study.section(found, level=3, figures="figures")]
+    return "\n".join(parts) + "\n"
+
+
+def chapter_page(listings_folder, found):
+    """docs/chapter1.md: the chapter re-run, from the records and the committed run outputs."""
+    parts = ["# Chapter 1, re-run\n",
+             f"Generated by `python make_docs.py` from `{listings_folder}/*.json` (each listing's own run), "
+             f"`{RESULTS}/records*.jsonl` (`reproduce.py`'s runs) and `docs/figures/` (`figures.py`); do not edit "
+             "by hand. The book's numbers come from `tools/tables.py`. In the book's order:\n"]
+    sampler = os.path.join(listings_folder, "mnist-samples.json")
+    parts.append("## Listing 1.3.1: `mnist_sampler.py`\n")
+    if os.path.exists(sampler):
+        s = _json(sampler)
+        counts = {name: "{" + ", ".join(f"{k}: {v}" for k, v in s[name].items()) + "}"
+                  for name in ("train_labels", "test_labels")}
+        parts += [f"What `python mnist_sampler.py` printed (seed {s['seed']}): how many of each digit MNIST's "
+                  "60,000 training and 10,000 test images hold, then 25 random training digits.\n",
+                  "```text", f"Train labels:  {counts['train_labels']}", f"Test labels:  {counts['test_labels']}",
+                  "```\n", _figure("mnist-samples.png", "25 random MNIST training digits") + "\n"]
+    else:
+        parts.append("Not run yet: `python mnist_sampler.py --output-dir results/listings`.\n")
+    runs = listing_runs(listings_folder)
+    for key in ("mlp", "cnn", "rnn"):
+        parts.append(_listing_section(key, runs[key], found))
+    return "\n".join(parts).rstrip() + "\n"
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+def blocks(args, found):
+    return {"listings": listings_block(args.runs), "bench": bench_block(args.bench), "sweep": sweep_block(args.sweep),
+            "serve": serve_block(args.serve), "photos": photos_block(args.photos),
+            "sgd-study": sgd_study.docs_block(found, args.records)}
+
+
+def fill(text, name, body):
+    """``text`` with the block ``name`` between its markers replaced by ``body``."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    return re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{body}\n{end}", text, flags=re.S)
+
+
+def write(path, text):
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--runs", default="results/listings", help="folder with the runs' <name>.json")
-    parser.add_argument("--bench", default="results/bench", help="folder with benchmark JSON files")
-    parser.add_argument("--sweep", default="results/bench-sweep", help="folder with the sweep benchmark's JSON")
-    parser.add_argument("--serve", default="results/serve", help="folder with the page's round-trip JSON")
-    parser.add_argument("--photos", default="results/photos", help="folder with the photo benchmark's JSON")
-    parser.add_argument("--records", default="results", help="folder with reproduce.py's records*.jsonl")
-    parser.add_argument("--readme", default="README.md")
+    parser.add_argument("--runs", default=os.path.join(RESULTS, "listings"), help="folder with the listings' <name>.json")
+    parser.add_argument("--bench", default=os.path.join(RESULTS, "bench"), help="folder with benchmark JSON files")
+    parser.add_argument("--sweep", default=os.path.join(RESULTS, "bench-sweep"), help="the sweep benchmark's JSON")
+    parser.add_argument("--serve", default=os.path.join(RESULTS, "serve"), help="the page's round-trip JSON")
+    parser.add_argument("--photos", default=os.path.join(RESULTS, "photos"), help="the photo benchmark's JSON")
+    parser.add_argument("--records", default=RESULTS, help="folder with reproduce.py's records*.jsonl")
     args = parser.parse_args(argv)
-    with open(args.readme) as f:
-        text = f.read()
-    for key, body in (("listings", table(args.runs)), ("bench", bench_tables(args.bench)),
-                      ("sweep", sweep_tables(args.sweep)), ("serve", serve_lines(args.serve)),
-                      ("photos", photos_tables(args.photos)), ("sgd", sgd_study.docs_block(records.read_records(args.records, quiet=True), args.records))):
-        begin, end = MARKERS[key]
-        if begin not in text or end not in text:
-            raise SystemExit(f"{args.readme}: no {begin} ... {end} markers")
-        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{body}\n{end}", text,
-                      flags=re.S)
-    with open(args.readme + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(args.readme + ".tmp", args.readme)
-    print(f"Wrote the measured tables into {args.readme}")
+    found = records.read_records(args.records, quiet=True)
+    pages = ["README.md"] + sorted(p for p in glob.glob(os.path.join("docs", "*.md")) if p != CHAPTER)
+    texts = {}
+    for path in pages:
+        with open(path) as f:
+            texts[path] = f.read()
+    for name, body in blocks(args, found).items():
+        holders = [p for p, text in texts.items() if f"<!-- {name}:begin -->" in text]
+        if len(holders) != 1:
+            raise SystemExit(f"the block {name!r} must be in exactly one of README.md and docs/*.md; found in "
+                             f"{holders or 'none'}")
+        texts[holders[0]] = fill(texts[holders[0]], name, body)
+    for path, text in texts.items():
+        write(path, text)
+    write(CHAPTER, chapter_page(args.runs, found))
+    print(f"Wrote {', '.join(texts)} and {CHAPTER}")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ import keras
 
 from ch1 import device
 from tools import records, report, results
-from ch1.cli import Parser, add_data_arg, at_interrupt, forget, output_dir, output_file, positive_int
+from ch1.cli import Parser, add_data_arg, at_interrupt, ensure_output_dir, forget, positive_int, writable_output_file
 from ch1.run import add_smoke_arg, load_data
 from tools.tables import SWEEPS, TABLES
 from tools.train import train_and_evaluate
@@ -219,8 +219,8 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     # Every output path is checked before any long work.
-    output_dir(args.results_dir, "--results-dir")
-    output_file(args.report, "--report")
+    ensure_output_dir(args.results_dir, "--results-dir")
+    writable_output_file(args.report, "--report")
     found = records.read_records(args.results_dir)
     if not args.merge:
         sweep(args, found)

@@ -7,7 +7,7 @@ plain, ruled paper, squared paper, faint pencil, thin pen, blue ink, red ink, ro
 it with a saved model, and prints a Markdown table of the hit rate (the share read as the
 true label) per kind beside the model's accuracy on the same digits as MNIST holds them.
 Writes the JSON (default results/photos/photos-<backend>.json), from which
-``python readme_results.py`` writes the README's table.
+``python make_docs.py`` writes the docs' table.
 
     python -m benchmarks.bench_photos                     # outputs/cnn-mnist.keras, 100 digits per kind
 """
@@ -23,10 +23,10 @@ import keras
 import numpy as np
 
 import predict
-import readme_results
+import make_docs
 from benchmarks import photos
 from ch1 import device, outputs
-from ch1.cli import Parser, add_data_arg, output_file, positive_int, seed
+from ch1.cli import Parser, add_data_arg, positive_int, seed_number, writable_output_file
 from ch1.run import load_data
 from tools.digits import ImageError, decode_image, to_mnist
 
@@ -36,7 +36,7 @@ def parse_args(argv):
     parser.add_argument("--model", metavar="PATH", default=predict.DEFAULT_MODEL, help="a saved model of the listings")
     add_data_arg(parser)
     parser.add_argument("--digits", type=positive_int, default=100, help="test digits photographed per kind")
-    parser.add_argument("--seed", type=seed, default=0, help="the photos' random seed")
+    parser.add_argument("--seed", type=seed_number, default=0, help="the photos' random seed")
     parser.add_argument("--json", metavar="FILE", help="the JSON; default results/photos/photos-<backend>.json")
     args = parser.parse_args(argv)
     args.smoke = False  # the whole test set
@@ -46,7 +46,7 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     out = args.json or os.path.join("results", "photos", f"photos-{keras.backend.backend()}.json")
-    output_file(out, "--json")
+    writable_output_file(out, "--json")
     model = predict.load_classifier(args.model)
     _, (x_test, y_test) = load_data(args)
     images, labels = x_test[:args.digits], y_test[:args.digits]
@@ -74,7 +74,7 @@ def main(argv=None):
             hits = int((read == np.array(row["labels"])).sum())
         result["kinds"][kind] = {"hit_rate": hits / args.digits, "hits": hits, "refused": row["refused"]}
     outputs.write_json(out, result)
-    print(readme_results.photos_table(result))
+    print(make_docs.photos_table(result))
     print(f"Wrote {out} ({time.perf_counter() - start:.0f} s; preparation median {result['prepare_ms_median']} ms)")
     return result
 

@@ -24,7 +24,7 @@ import keras
 import reproduce
 from ch1 import device, outputs
 from tools import records
-from ch1.cli import Parser, add_data_arg, output_file, positive_int
+from ch1.cli import Parser, add_data_arg, positive_int, writable_output_file
 
 TRIALS = (("1.3.2", (1, 4, 6, 16)), ("1.4.1", (1, 3)))
 
@@ -50,7 +50,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    output_file(args.json, "--json")  # before the long work, not after it
+    writable_output_file(args.json, "--json")  # before the long work, not after it
     cores = os.cpu_count() or 1
     trials = sum(len(rows) for _, rows in TRIALS)
     layouts = {}

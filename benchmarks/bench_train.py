@@ -29,7 +29,7 @@ import time
 import keras
 
 from ch1 import device, outputs
-from ch1.cli import Parser, add_data_arg, output_file, positive_int
+from ch1.cli import Parser, add_data_arg, positive_int, writable_output_file
 from ch1.run import add_smoke_arg, load_data
 from tools.stats import mean_std
 from tools.tables import LISTINGS, row
@@ -75,7 +75,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    output_file(args.json, "--json")  # before the long work, not after it
+    writable_output_file(args.json, "--json")  # before the long work, not after it
     data = load_data(args)
     backend, where = keras.backend.backend(), device.describe()
     print(f"{where['device']}; Keras {keras.__version__}, backend {backend}; {args.epochs} epochs, "

@@ -5,6 +5,7 @@ Nothing here imports Keras.
 """
 
 import argparse
+import difflib
 import os
 import signal
 import sys
@@ -50,7 +51,19 @@ class Parser(argparse.ArgumentParser):
         return super().parse_args(args, namespace)
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {message}{self._nearest(message)}\n")
+
+    def _nearest(self, message):
+        """For a mistyped flag (``unrecognized arguments: --eopchs 2``), the nearest real one."""
+        if not message.startswith("unrecognized arguments:"):
+            return ""
+        flags = [s for s in self._option_string_actions if s.startswith("--")]
+        for word in message.split(":", 1)[1].split():
+            if word.startswith("--"):
+                close = difflib.get_close_matches(word.split("=")[0].replace("_", "-"), flags, n=1, cutoff=0.6)
+                if close:
+                    return f" (did you mean {close[0]}?)"
+        return ""
 
 
 def positive_int(text):
@@ -63,8 +76,8 @@ def positive_int(text):
     return value
 
 
-def seed(text):
-    """A seed: a whole number from 0 to 2**32 - 1."""
+def seed_number(text):
+    """A seed (an argparse type): a whole number from 0 to 2**32 - 1."""
     try:
         value = int(text)
     except ValueError:
@@ -78,22 +91,23 @@ def add_data_arg(parser):
     """--data: where MNIST comes from."""
     parser.add_argument(
         "--data", metavar="PATH",
-        help="a Keras mnist.npz or a folder of the four MNIST IDX files (.gz or raw); "
+        help="a Keras mnist.npz, a folder holding one, or a folder of the four MNIST IDX files (.gz or raw); "
         "default: $MNIST_DATA, else keras.datasets.mnist.load_data()"
         "%(default).0s",  # (an empty field: keeps argparse from adding "(default: None)")
     )
     return parser
 
 
-def output_dir(path, flag="--output-dir"):
-    """Create the folder ``path`` if needed and prove it writable, or exit with one line."""
+def ensure_output_dir(path, flag="--output-dir", names=()):
+    """Create the folder ``path`` if needed and prove that it, and the files ``names`` in it, can be
+    written (ch1.outputs.prepare_output_dir), or exit with one line."""
     try:
-        return outputs.prepare_output_dir(path, flag)
+        return outputs.prepare_output_dir(path, flag, names)
     except outputs.OutputError as exc:
         fail(str(exc))
 
 
-def output_file(path, flag):
+def writable_output_file(path, flag):
     """Check, before any long work, that the file ``path`` can be written; else exit with one line."""
     try:
         return outputs.check_output_file(path, flag)

@@ -1,9 +1,11 @@
 """MNIST loading and validation.
 
 Sources, in order of precedence: ``--data PATH``, the ``MNIST_DATA`` environment
-variable, then ``keras.datasets.mnist.load_data()`` (which downloads). A path may be a
-Keras-layout ``mnist.npz`` or a directory holding the four MNIST IDX files, gzipped or raw.
-Every problem raises :class:`DataError` with a one-line message naming the file.
+variable, then ``keras.datasets.mnist.load_data()`` (which downloads, or reads Keras' cache). A
+path may be a Keras-layout ``mnist.npz``, a folder holding ``mnist.npz``, or a folder holding the
+four MNIST IDX files, gzipped or raw (:func:`resolve_source`). Every problem raises
+:class:`DataError` with a one-line message naming the file, and ``MNIST_DATA`` where the path
+came from it.
 
 The loader trusts no file. It refuses anything that is not a regular file before
 opening it (a FIFO would block), reads each array's header before its body, and
@@ -36,7 +38,8 @@ IDX_FILES = {
 IDX_UBYTE = 0x08
 ZIP_MAGIC = b"PK\x03\x04"
 GZIP_MAGIC = b"\x1f\x8b"
-HOW_TO_POINT = "pass --data PATH or set MNIST_DATA to a Keras mnist.npz or a folder of the four MNIST IDX files"
+HOW_TO_POINT = ("pass --data PATH or set MNIST_DATA to a Keras mnist.npz, a folder holding one, or a folder of "
+                "the four MNIST IDX files")
 
 # The largest arrays any MNIST file can hold: no split has more than the 60,000 training
 # images. Every size a header declares is checked against these before anything is read.
@@ -57,33 +60,63 @@ class DataError(Exception):
 def load_mnist(path=None, full=True):
     """Return ``((x_train, y_train), (x_test, y_test))`` as validated uint8 arrays.
 
-    ``path`` is a Keras-layout npz file or a directory of IDX files; ``None`` means
-    ``$MNIST_DATA`` and, failing that, ``keras.datasets.mnist.load_data()``.
-    ``full`` requires the genuine sizes (60,000 training and 10,000 test images).
+    ``path`` (``--data``) is found by :func:`resolve_source`; ``None`` means ``$MNIST_DATA`` and,
+    failing that, ``keras.datasets.mnist.load_data()``. ``full`` requires the genuine sizes
+    (60,000 training and 10,000 test images).
     """
     source = resolve_source(path)
     if source is None:
         arrays = _download()
-        source = "keras.datasets.mnist"
-    elif os.path.isdir(source):
-        arrays = read_idx_dir(source)
+        name = "keras.datasets.mnist"
     else:
-        arrays = read_npz(source)
-    validate(arrays, source, full=full)
+        name = source.name
+        try:
+            arrays = read_idx_dir(source.path) if source.is_idx_dir else read_npz(source.path)
+        except DataError as exc:
+            raise DataError(source.blame(str(exc))) from None
+    validate(arrays, name, full=full)
     return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
 
 
+class Source:
+    """Where MNIST is read from: ``path`` (an npz, or a folder of the four IDX files), and ``origin``,
+    what named it: ``--data`` or ``MNIST_DATA``."""
+
+    def __init__(self, path, origin, is_idx_dir):
+        self.path, self.origin, self.is_idx_dir = path, origin, is_idx_dir
+
+    @property
+    def name(self):
+        return self.path
+
+    def blame(self, message):
+        """A message about the data, saying where its path came from (``MNIST_DATA``: users forget)."""
+        if self.origin == "--data":
+            return message
+        return "MNIST_DATA=" + message if message.startswith(self.path) else f"MNIST_DATA={self.path}: {message}"
+
+
 def resolve_source(path=None):
-    """The path to read (``--data``, then ``$MNIST_DATA``), or None for the Keras download."""
-    name = "--data"
+    """The one rule, for every script, tool and the tests: ``--data PATH``, else ``$MNIST_DATA``, may
+    name a Keras ``mnist.npz``, a folder holding ``mnist.npz``, or a folder of the four IDX files.
+    Returns a :class:`Source`, or None (neither given: Keras' download and cache). A path that does
+    not exist raises DataError saying where it came from."""
+    origin = "--data"
     if path is None:
-        path, name = os.environ.get("MNIST_DATA") or None, "MNIST_DATA"
+        path, origin = os.environ.get("MNIST_DATA") or None, "MNIST_DATA"
     if path is None:
         return None
     path = os.path.expanduser(str(path))
-    if not os.path.exists(path):
-        raise DataError(f"{name}: {path}: no such file or directory")
-    return path
+    if not os.path.lexists(path):
+        raise DataError(f"{origin} {path}: no such file or folder; {HOW_TO_POINT}")
+    if os.path.isdir(path):
+        npz = os.path.join(path, "mnist.npz")
+        has_idx = any(os.path.lexists(os.path.join(path, stem + ext)) for stem in IDX_FILES.values()
+                      for ext in ("", ".gz"))
+        if os.path.lexists(npz) and not has_idx:
+            return Source(npz, origin, is_idx_dir=False)
+        return Source(path, origin, is_idx_dir=True)
+    return Source(path, origin, is_idx_dir=False)
 
 
 def _download():
@@ -217,7 +250,7 @@ def _find_idx(folder, stem):
         candidate = os.path.join(folder, name)
         if os.path.lexists(candidate):  # read_idx refuses what is not a regular file
             return candidate
-    raise DataError(f"{folder}: no {stem}[.gz] here; expected the four MNIST IDX files or use an mnist.npz")
+    raise DataError(f"{folder}: no {stem}[.gz] here; expected a folder holding mnist.npz or the four MNIST IDX files")
 
 
 def read_idx(path):

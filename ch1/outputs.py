@@ -24,13 +24,25 @@ class OutputError(Exception):
     """An output directory that cannot be used (message is one line)."""
 
 
-def prepare_output_dir(path, flag="--output-dir"):
-    """Create the folder ``path`` if needed and prove it is writable; raise OutputError if not."""
+MIN_FREE_BYTES = 64 * 2**20  # room a run needs for what it writes (the largest listing's model is ~3.3 MB)
+
+
+def prepare_output_dir(path, flag="--output-dir", names=()):
+    """Create the folder ``path`` if needed and prove that files can be written there: each of
+    ``names`` under the temporary name :func:`atomic_path` will give it (so a name too long for the
+    file system fails now, not after training), with :data:`MIN_FREE_BYTES` free. Raises
+    OutputError, in one line, if not."""
     try:
         os.makedirs(path, exist_ok=True)
         _probe(path)
+        for name in names:
+            _probe(path, _temporary_name(name))
+        free = shutil.disk_usage(path).free
     except OSError as exc:
         raise OutputError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from None
+    if free < MIN_FREE_BYTES:
+        raise OutputError(f"{flag} {path}: only {free / 2**20:.1f} MB free there; a run needs "
+                          f"{MIN_FREE_BYTES // 2**20} MB")
     return path
 
 
@@ -49,9 +61,9 @@ def check_output_file(path, flag):
     return path
 
 
-def _probe(folder):
+def _probe(folder, name=None):
     """Create and remove a file in ``folder`` (raises OSError where that is not possible)."""
-    probe = os.path.join(folder, f".write-test.{secrets.token_hex(4)}")
+    probe = os.path.join(folder, name or f".write-test.{secrets.token_hex(4)}")
     os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     os.remove(probe)
 
@@ -69,6 +81,12 @@ def _umask():
     return mask
 
 
+def _temporary_name(name):
+    """``.<stem>.<8 hex digits><ext>``: where ``name`` is written before it is renamed into place."""
+    stem, ext = os.path.splitext(name)
+    return f".{stem}.{secrets.token_hex(4)}{ext}"
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path`` (same extension); rename it into place on success.
@@ -77,8 +95,7 @@ def atomic_path(path):
     exception the temporary file is removed; on Ctrl-C or SIGTERM too (ch1.cli.handle_signals).
     """
     folder, name = os.path.split(os.path.abspath(path))
-    stem, ext = os.path.splitext(name)
-    tmp = os.path.join(folder, f".{stem}.{secrets.token_hex(4)}{ext}")
+    tmp = os.path.join(folder, _temporary_name(name))
     _temporary.add(tmp)
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:

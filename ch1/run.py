@@ -1,13 +1,14 @@
 """The life of one listing's run: its command line, seeding, data, and what it leaves behind."""
 
 import os
+import tempfile
 import time
 
 import keras
 
 from ch1 import device, outputs
-from ch1.cli import Parser, add_data_arg, fail, output_dir, positive_int, seed
-from ch1.data import DataError, load_mnist
+from ch1.cli import Parser, add_data_arg, ensure_output_dir, fail, positive_int, seed_number
+from ch1.data import TRAIN_SIZE, DataError, load_mnist
 
 DEFAULT_SEED = 0
 SMOKE_TRAIN = 6000  # --smoke trains on the first 6,000 training images
@@ -52,13 +53,28 @@ def parse_args(doc, argv, epochs, batch_size):
     parser = Parser(doc)
     parser.add_argument("--epochs", type=positive_int, default=epochs, help="training epochs")
     parser.add_argument("--batch-size", type=positive_int, default=batch_size, help="minibatch size")
-    parser.add_argument("--seed", type=seed, default=DEFAULT_SEED, help="random seed (same seed, same numbers)")
+    parser.add_argument("--seed", type=seed_number, default=DEFAULT_SEED, help="random seed (same seed, same numbers)")
     add_data_arg(parser)
     parser.add_argument("--output-dir", metavar="DIR", default="outputs", help="where results are written")
     add_smoke_arg(parser)
     args = parser.parse_args(argv)
     if args.smoke:
         args.epochs = 1
+    images = SMOKE_TRAIN if args.smoke else TRAIN_SIZE
+    if args.batch_size > images:
+        parser.error(f"argument --batch-size: at most the {images:,} training images"
+                     f"{' of --smoke' if args.smoke else ''}, got {args.batch_size:,}")
+    return args
+
+
+def parse_sampler_args(doc, argv):
+    """Listing 1.3.1's command line: the sampler's seed, the data, where its figure goes."""
+    parser = Parser(doc)
+    parser.add_argument("--seed", type=seed_number, default=DEFAULT_SEED, help="random seed of the 25 digits")
+    add_data_arg(parser)
+    parser.add_argument("--output-dir", metavar="DIR", default="outputs", help="where mnist-samples.png is written")
+    args = parser.parse_args(argv)
+    args.smoke = False  # the sampler counts the whole of MNIST
     return args
 
 
@@ -74,22 +90,34 @@ def load_data(args):
     return (x_train, y_train), (x_test, y_test)
 
 
+SUFFIXES = (".png", ".dot", "-history.png", ".keras", ".json")  # what a run writes, <name><suffix>
+
+
+def run_folder(args):
+    """Where a run writes: ``--output-dir``, and for ``--smoke`` its folder ``smoke/`` there, so that a
+    smoke run never replaces a full run's model (the one predict.py and figures.py read)."""
+    return os.path.join(args.output_dir, "smoke") if args.smoke else args.output_dir
+
+
 class Run:
-    """One listing's run: checks its output directory, seeds everything, writes its results.
+    """One listing's run: checks where it writes, seeds everything, writes its results.
 
     ``name`` is the book's file stem (``cnn-mnist``): outputs are ``<name>.png`` (the diagram),
-    ``<name>-history.png``, ``<name>.keras`` and, last, ``<name>.json`` under ``--output-dir``.
+    ``<name>-history.png``, ``<name>.keras`` and, last, ``<name>.json`` under ``--output-dir``
+    (``--output-dir``/smoke with ``--smoke``). Every one of them is proved writable (folder,
+    name length, space) before any training.
     """
 
     def __init__(self, name, listing, args):
         self.name, self.listing, self.args = name, listing, args
-        output_dir(args.output_dir)
+        self.folder = run_folder(args)
+        ensure_output_dir(self.folder, "--output-dir", names=[name + s for s in SUFFIXES])
         seed_everything(args.seed)
         self.log = EpochLog()
         self.written = []
 
     def path(self, suffix):
-        return os.path.join(self.args.output_dir, self.name + suffix)
+        return os.path.join(self.folder, self.name + suffix)
 
     def plot_model(self, model):
         """The book's ``plot_model(model, to_file='cnn-mnist.png', show_shapes=True)``."""
@@ -124,12 +152,32 @@ class Run:
             "history": history,
             "model": self.name + ".keras",  # saved beside this JSON, before it
         }
-        with outputs.atomic_path(self.path(".keras")) as tmp:
-            model.save(tmp)
-        self.written.append(self.path(".keras"))
+        if self.args.smoke:
+            print(f"(a smoke run: {self.args.epochs} short epoch on the first {SMOKE_TRAIN:,} training images, "
+                  f"tested on the first {SMOKE_TEST:,} test images; not the book's run, and written to "
+                  f"{self.folder}/ apart from it)")
+        self.written.append(save_model(model, self.path(".keras")))
         self.written.append(outputs.plot_history(
             history, self.path("-history.png"),
             f"{self.name} (Listing {self.listing}): test accuracy {100 * test_accuracy:.2f}%"))
         self.written.append(outputs.write_json(self.path(".json"), results))
         print("Wrote " + ", ".join(self.written))
         return results
+
+
+def save_model(model, path):
+    """``model.save(path)``, atomically. A save that fails after training (the disk full, the folder
+    gone) says so in one line and exit 2, keeping the trained model under a name in the system's
+    temporary folder where that can be written."""
+    try:
+        with outputs.atomic_path(path) as tmp:
+            model.save(tmp)
+        return path
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+    kept = os.path.join(tempfile.gettempdir(), f"{os.path.basename(path)[:-6]}-{os.getpid()}.keras")
+    try:
+        model.save(kept)
+    except OSError:
+        fail(f"{path}: cannot save the trained model ({reason}), nor keep it in {tempfile.gettempdir()}")
+    fail(f"{path}: cannot save the trained model ({reason}); it is kept as {kept}")

@@ -61,6 +61,58 @@ def _import_keras():
         tensorflow.config.list_physical_devices()
 
 
+class _PipeSafe:
+    """stdout that outlives its reader (``| head``): once the pipe breaks, what is written goes to
+    /dev/null and the command carries on, so long work is never lost to a closed pipe."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._to_devnull()
+            return len(text)
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._to_devnull()
+
+    def _to_devnull(self):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def standard_streams():
+    """Make a closed stdout or stderr (``>&-``) and a reader that goes away (``| head``) harmless.
+
+    A descriptor 0, 1 or 2 that is closed gets /dev/null, so no file the command opens later takes
+    its number (and the command's output never lands in it) and printing does nothing. stdout
+    survives a broken pipe (:class:`_PipeSafe`).
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            opened = os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one
+            if opened != fd:
+                os.dup2(opened, fd)
+                os.close(opened)
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")
+    if not isinstance(sys.stdout, _PipeSafe) and hasattr(sys.stdout, "fileno"):
+        sys.stdout = _PipeSafe(sys.stdout)
+
+
 def quiet_startup():
     """Import Keras (and TensorFlow) with their known start-up notices filtered from stderr.
 
@@ -71,6 +123,7 @@ def quiet_startup():
     if _done:
         return
     _done = True
+    standard_streams()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "keras" in sys.modules:
         _import_keras()

@@ -9,8 +9,12 @@ With neither, the run stops at once with one message saying how to get the data.
 tests write the IDX files they need from the npz into a temporary folder.
 """
 
+import contextlib
+import importlib
+import io
 import os
 import sys
+import types
 
 import pytest
 
@@ -35,16 +39,15 @@ def keras_cache():
 
 def find_mnist():
     """``(path, arrays)`` of the first usable source (see the module docstring), or a reason why none."""
-    from ch1.data import DataError, load_mnist
+    from ch1.data import DataError, load_mnist, resolve_source
 
-    candidates = []
+    candidates, problems = [], []
     if os.environ.get("MNIST_DATA"):
-        path = os.environ["MNIST_DATA"]
-        if os.path.isdir(path) and os.path.isfile(os.path.join(path, "mnist.npz")):
-            path = os.path.join(path, "mnist.npz")
-        candidates.append(("MNIST_DATA", path))
+        try:
+            candidates.append(("MNIST_DATA", resolve_source().path))  # the scripts' own rule
+        except DataError as exc:
+            problems.append(str(exc))
     candidates.append(("Keras' cache", keras_cache()))
-    problems = []
     for name, path in candidates:
         if not os.path.exists(path):
             problems.append(f"{name}: {path} does not exist")
@@ -110,22 +113,36 @@ def mnist_idx_dir(tmp_path_factory, mnist_arrays):
 
 
 @pytest.fixture(scope="session")
-def smoke_cnn(tmp_path_factory, mnist_arrays):
-    """``(model, path)``: the book's CNN after one epoch on 6,000 real training images (about 94% on
-    the test set), saved as cnn-mnist.keras; trained once per test session."""
+def smoke_runs(tmp_path_factory, mnist_npz):
+    """``smoke_runs("cnn_mnist")``: that listing run once per test session as a reader runs it,
+    ``python cnn_mnist.py --smoke`` (umask 022): its ``folder`` of outputs, ``results`` and
+    ``stdout``. Each listing is trained at most once however many tests use it."""
+    runs = {}
+
+    def run(module_name):
+        if module_name not in runs:
+            module = importlib.import_module(module_name)
+            root = tmp_path_factory.mktemp(module_name)
+            out, umask = io.StringIO(), os.umask(0o022)
+            try:
+                with contextlib.redirect_stdout(out):
+                    results = module.main(["--smoke", "--data", mnist_npz, "--output-dir", str(root)])
+            finally:
+                os.umask(umask)
+            runs[module_name] = types.SimpleNamespace(folder=root / "smoke", results=results, stdout=out.getvalue())
+        return runs[module_name]
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def smoke_cnn(smoke_runs):
+    """``(model, path)``: the book's CNN after its smoke run (one epoch on 6,000 real training
+    images, about 94% on the test set), saved as cnn-mnist.keras."""
     import keras
 
-    import cnn_mnist
-    from ch1.data import prepare_images
-
-    keras.utils.set_random_seed(0)
-    model = cnn_mnist.build_model()
-    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
-    model.fit(prepare_images(mnist_arrays["x_train"][:6000], cnn_mnist.input_shape),
-              mnist_arrays["y_train"][:6000], epochs=1, batch_size=128, verbose=0)
-    path = str(tmp_path_factory.mktemp("model") / "cnn-mnist.keras")
-    model.save(path)
-    return model, path
+    path = str(smoke_runs("cnn_mnist").folder / "cnn-mnist.keras")
+    return keras.saving.load_model(path), path
 
 
 @pytest.fixture()

@@ -8,7 +8,7 @@ off the book, the budget study (tools.sgd_study), what the chapter says but neve
 import os
 
 from ch1 import outputs
-from tools import sgd_study
+from tools import cnn_study, sgd_study
 from tools.report import BATCH_SIZE, OFF_BY, book_budget, csv_table, markdown_table, matches, still_learning, summarize
 from tools.stats import mean, mean_std, std
 from tools.tables import TABLES
@@ -43,6 +43,8 @@ def other_budgets(records, smoke):
         if trial.smoke != smoke or matches(trial, trial.table, book_budget(table, smoke, trial.backend,
                                                                               trial.precision)):
             continue
+        if not smoke and cnn_study.in_study(trial):
+            continue  # in the section on what the chapter says
         if not smoke and (trial.table, trial.row) in sgd_study.STUDY_ROWS and any(
                 matches(trial, trial.table, sgd_study.study_budget(table, changes)) for _, changes in sgd_study.STUDY_SETTINGS):
             continue  # in the budget study's section
@@ -108,9 +110,12 @@ def write_reports(records, results_dir, report_path, seeds, smoke=False, command
     if not smoke:
         study = sgd_study.budget_study(records)
         sections.append(sgd_study.section(study, sgd_study.same_optimizer_elsewhere(records)))
+        sections.append(cnn_study.section(records))
         if figure and any(line["n"] for found in study.values() for line in found["lines"][1:]):
             os.makedirs(os.path.dirname(os.path.abspath(figure)), exist_ok=True)
             sgd_study.figure(study, figure)
+        if figure:
+            cnn_study.write_figures(records, os.path.dirname(os.path.abspath(figure)))
     others = other_budgets(records, smoke)
     if others:
         sections.append("## Other budgets\n\nRuns recorded with settings other than the book's "

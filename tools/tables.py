@@ -130,6 +130,20 @@ LISTINGS = {
 }
 
 
+# Listing 1.4.2: the CNN's summary as the book prints it (Keras 2's layer names): layer, output shape, params.
+LISTING_1_4_2 = [
+    ("conv2d_1", "Conv2D", (None, 26, 26, 64), 640),
+    ("max_pooling2d_1", "MaxPooling2D", (None, 13, 13, 64), 0),
+    ("conv2d_2", "Conv2D", (None, 11, 11, 64), 36_928),
+    ("max_pooling2d_2", "MaxPooling2D", (None, 5, 5, 64), 0),
+    ("conv2d_3", "Conv2D", (None, 3, 3, 64), 36_928),
+    ("flatten_1", "Flatten", (None, 576), 0),
+    ("dropout_1", "Dropout", (None, 576), 0),
+    ("dense_1", "Dense", (None, 10), 5_770),
+    ("activation_1", "Activation", (None, 10), 0),
+]
+
+
 def row(table_id, number):
     """Row ``number`` (counted from 1, as the README and RESULTS.md count) of a table."""
     return TABLES[table_id].rows[number - 1]

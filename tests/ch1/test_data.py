@@ -103,14 +103,33 @@ def test_small_files_load_when_the_full_size_is_not_required(tmp_path):
 
 
 def test_missing_path(tmp_path):
-    with pytest.raises(DataError, match=r"--data: .*nowhere: no such file or directory"):
+    with pytest.raises(DataError, match=r"^--data .*nowhere: no such file or folder"):
         load_mnist(str(tmp_path / "nowhere"))
 
 
 def test_missing_mnist_data_path(monkeypatch, tmp_path):
     monkeypatch.setenv("MNIST_DATA", str(tmp_path / "gone.npz"))
-    with pytest.raises(DataError, match="MNIST_DATA: .*gone.npz: no such file"):
+    with pytest.raises(DataError, match="^MNIST_DATA .*gone.npz: no such file or folder"):
         load_mnist()
+
+
+def test_mnist_data_may_name_the_folder_holding_mnist_npz(mnist_npz, tmp_path, monkeypatch):
+    """One rule for every script, tool and the tests: a folder holding mnist.npz is as good as the npz."""
+    os.symlink(mnist_npz, tmp_path / "mnist.npz")
+    monkeypatch.setenv("MNIST_DATA", str(tmp_path))
+    check_genuine(load_mnist())
+    check_genuine(load_mnist(str(tmp_path)))  # and --data likewise
+
+
+def test_a_bad_mnist_data_folder_says_the_path_came_from_mnist_data(tmp_path, monkeypatch):
+    (tmp_path / "notes.txt").write_text("no data here\n")
+    monkeypatch.setenv("MNIST_DATA", str(tmp_path))
+    with pytest.raises(DataError) as raised:
+        load_mnist()
+    assert str(raised.value).startswith(f"MNIST_DATA={tmp_path}: no train-images-idx3-ubyte[.gz] here")
+    with pytest.raises(DataError) as raised:
+        load_mnist(str(tmp_path))  # named by --data, the message names the folder alone
+    assert str(raised.value).startswith(f"{tmp_path}: no train-images")
 
 
 def test_file_that_is_neither_npz_nor_idx(tmp_path):

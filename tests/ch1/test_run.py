@@ -1,6 +1,5 @@
-"""Each listing end to end in smoke mode on real MNIST, its outputs, determinism and bad input."""
+"""A listing's run (ch1/run.py): its outputs, the model diagram, bad input in one line, a quiet start."""
 
-import json
 import os
 import subprocess
 import sys
@@ -13,71 +12,14 @@ import cnn_mnist
 import mlp_mnist
 import rnn_mnist
 from ch1 import outputs
+from ch1.data import HOW_TO_POINT
 from ch1.run import Run, parse_args
 from tests.support import ROOT
-
-LISTINGS = [(mlp_mnist, "mlp-mnist", "1.3.2", 269_322), (cnn_mnist, "cnn-mnist", "1.4.1", 80_266),
-            (rnn_mnist, "rnn-mnist", "1.5.1", 75_530)]
-
-
-@pytest.fixture()
-def umask_022():
-    old = os.umask(0o022)
-    yield
-    os.umask(old)
-
-
-@pytest.mark.backend
-@pytest.mark.parametrize("listing, name, number, params", LISTINGS)
-def test_smoke_run_end_to_end(listing, name, number, params, mnist_npz, run_dir, capsys, umask_022):
-    results = listing.main(["--smoke", "--data", mnist_npz])
-    out = capsys.readouterr().out
-    assert f"Total params: {params:,}" in out
-    assert "Test accuracy: " in out
-    # One epoch on 6,000 images is far above chance (10%) for all three models.
-    assert results["test_accuracy"] > 0.5
-    written = [f"outputs/{name}{suffix}" for suffix in (".png", ".keras", "-history.png", ".json")]
-    assert f"Wrote {', '.join(written)}" in out  # exactly the files written, the JSON last
-    for path in written:
-        stat = os.stat(run_dir / path)
-        assert stat.st_size > 0 and stat.st_mode & 0o777 == 0o644, path  # the umask's mode, not 0600
-    saved = json.loads((run_dir / "outputs" / f"{name}.json").read_text())
-    assert saved["listing"] == number and saved["params"] == params and saved["model"] == f"{name}.keras"
-    assert saved["epochs"] == 1 and saved["batch_size"] == 128 and saved["seed"] == 0 and saved["smoke"]
-    assert saved["backend"] == keras.backend.backend() and saved["versions"]["keras"] == keras.__version__
-    assert saved["device"] and saved["cpu"] and isinstance(saved["cpu_flags"], list)
-    assert saved["fit_seconds"] > 0 and len(saved["epoch_seconds"]) == 1 and saved["precision"] == "float32"
-    assert saved["test_accuracy"] == results["test_accuracy"] and 0 < saved["train_accuracy"] <= 1
-    assert len(saved["history"]["loss"]) == 1
-    # Nothing half-written is left beside the outputs.
-    assert not [p for p in os.listdir(run_dir / "outputs") if p.startswith(".")]
-
-
-@pytest.mark.backend
-def test_same_seed_same_numbers_other_seed_other_numbers(mnist_npz, tmp_path):
-    args = ["--smoke", "--data", mnist_npz, "--batch-size", "500"]
-    first = mlp_mnist.main(args + ["--seed", "7", "--output-dir", str(tmp_path / "a")])
-    second = mlp_mnist.main(args + ["--seed", "7", "--output-dir", str(tmp_path / "b")])
-    other = mlp_mnist.main(args + ["--seed", "8", "--output-dir", str(tmp_path / "c")])
-    assert (first["batch_size"], first["seed"]) == (500, 7)  # the flags reach training
-    assert first["test_accuracy"] == second["test_accuracy"] and first["history"] == second["history"]
-    assert other["history"] != first["history"]
-
-
-def test_help_shows_the_books_defaults(capsys):
-    with pytest.raises(SystemExit) as exit_:
-        cnn_mnist.main(["--help"])
-    assert exit_.value.code == 0
-    text = " ".join(capsys.readouterr().out.split())
-    for expected in ("--epochs EPOCHS training epochs (default: 10)", "(default: 128)", "(default: outputs)",
-                     "--seed", "--data PATH", "--smoke"):
-        assert expected in text
-    assert "--fast" not in text and "--precision" not in text  # speed options live in the tools
 
 
 def tiny_run(tmp_path, capsys):
     """A Run through its whole life on 64 images (no real training): what it writes and prints."""
-    args = parse_args("", ["--output-dir", str(tmp_path), "--smoke"], epochs=1, batch_size=32)
+    args = parse_args("", ["--output-dir", str(tmp_path)], epochs=1, batch_size=32)
     run = Run("mlp-mnist", "1.3.2", args)
     model = mlp_mnist.build_model()
     run.plot_model(model)
@@ -202,7 +144,7 @@ def test_bad_data_from_the_environment(tmp_path, monkeypatch, capsys, no_trainin
     with pytest.raises(SystemExit) as exit_:
         rnn_mnist.main(["--output-dir", str(tmp_path / "out")])
     assert exit_.value.code == 2
-    assert "MNIST_DATA: " in capsys.readouterr().err
+    assert f"error: MNIST_DATA {tmp_path / 'nope'}: no such file or folder" in capsys.readouterr().err
 
 
 def run_script(args, cwd, **kwargs):
@@ -214,7 +156,8 @@ def test_command_line_bad_input_is_one_quiet_line(tmp_path):
     notices: CUDA probes, or oneDNN's on CPUs with AVX-512 or AMX)."""
     done = run_script([os.path.join(ROOT, "mlp_mnist.py"), "--data", str(tmp_path / "none")], tmp_path)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [f"mlp_mnist.py: error: --data: {tmp_path / 'none'}: no such file or directory"]
+    assert done.stderr.strip().splitlines() == [f"mlp_mnist.py: error: --data {tmp_path / 'none'}: no such file or folder; "
+                                                f"{HOW_TO_POINT}"]
     assert done.stdout == ""
 
 
@@ -231,7 +174,7 @@ def test_startup_notices_are_filtered_and_other_lines_kept():
                  "E0000 00:00:1 cuda_platform.cc:52] failed call to cuInit: INTERNAL",
                  "I0000 00:00:1 cpu_feature_guard.cc:227] This TensorFlow binary is optimized"):
         assert is_noise(line)
-    assert not is_noise("mlp_mnist.py: error: --data: x: no such file or directory")
+    assert not is_noise("mlp_mnist.py: error: --data x: no such file or folder")
     assert not is_noise("Traceback (most recent call last):")
 
 

@@ -1,22 +1,145 @@
-"""readme_results.py: the README's measured tables are generated from the runs' JSON, never typed."""
+"""make_docs.py and the docs: generated from the committed runs, links that resolve, commands that
+work on a fresh clone as written."""
 
 import json
 import os
+import re
+import shlex
 import shutil
+import subprocess
+import sys
 
-import readme_results
-from tools import sgd_study
+import make_docs
 from tests.support import ROOT
+from tools import sgd_study
+
+PAGES = ["README.md", "RESULTS.md"] + sorted(os.path.join("docs", p) for p in os.listdir(os.path.join(ROOT, "docs"))
+                                             if p.endswith(".md"))
 
 
+def _tracked():
+    return subprocess.run(["git", "ls-files"], capture_output=True, text=True, cwd=ROOT, check=True).stdout.split()
 
-def test_readme_tables_match_the_committed_runs(tmp_path, monkeypatch):
-    """Regenerating the README from results/ changes nothing: its numbers are the runs' numbers."""
-    readme = tmp_path / "README.md"
-    shutil.copy(os.path.join(ROOT, "README.md"), readme)
-    monkeypatch.chdir(ROOT)  # the tables name their sources relative to the repository
-    readme_results.main(["--readme", str(readme)])
-    assert readme.read_text() == open(os.path.join(ROOT, "README.md")).read()
+
+def test_the_docs_are_made_from_the_committed_runs_and_a_second_run_changes_nothing(tmp_path, monkeypatch):
+    """make_docs.py over a copy of README.md, docs/ and results/ writes them byte for byte as committed."""
+    for name in ("README.md", "docs", "results"):
+        source = os.path.join(ROOT, name)
+        (shutil.copytree if os.path.isdir(source) else shutil.copy)(source, tmp_path / name)
+    monkeypatch.chdir(tmp_path)  # the docs name their sources relative to the project
+    make_docs.main([])
+    for page in ["README.md"] + [p for p in PAGES if p.startswith("docs")]:
+        assert (tmp_path / page).read_text() == open(os.path.join(ROOT, page)).read(), page
+
+
+def test_the_readme_is_for_the_reader():
+    lines = open(os.path.join(ROOT, "README.md")).read().splitlines()
+    assert len(lines) <= 150
+    text = "\n".join(lines)
+    for forbidden in ("issue ", "commit ", "session"):  # no history
+        assert forbidden not in text.lower(), forbidden
+
+
+def _slug(heading):
+    """The anchor a Git forge gives a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(path):
+    with open(path) as f:
+        return {_slug(line.lstrip("#")) for line in f if line.startswith("#")}
+
+
+def test_every_relative_link_and_image_resolves():
+    for page in PAGES:
+        text = open(os.path.join(ROOT, page)).read()
+        text = re.sub(r"```.*?```", "", text, flags=re.S)  # code is not links
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+://", target):
+                continue
+            path, _, anchor = target.partition("#")
+            resolved = os.path.normpath(os.path.join(ROOT, os.path.dirname(page), path)) if path else \
+                os.path.join(ROOT, page)
+            assert not os.path.isabs(path), (page, target)
+            assert os.path.exists(resolved), (page, target)
+            if anchor and resolved.endswith(".md"):
+                assert anchor in _anchors(resolved), (page, target)
+
+
+def _commands():
+    """Every `python ...` line of every bash block in the README and docs: (page, block, command)."""
+    found = []
+    for page in [p for p in PAGES if p != "RESULTS.md"]:
+        text = open(os.path.join(ROOT, page)).read()
+        for number, block in enumerate(re.findall(r"```bash\n(.*?)```", text, flags=re.S)):
+            for line in block.splitlines():
+                line = line.split("  #")[0].strip()
+                for part in re.split(r"\s*&&\s*", line):
+                    words = shlex.split(part.replace("$", "")) if part else []
+                    while words and "=" in words[0]:
+                        words = words[1:]  # KERAS_BACKEND=jax ...
+                    if words[:1] == ["python"] and words[1:2] != ["-m"] or words[:3] == ["python", "-m", words[2]] \
+                            and words[2].startswith("benchmarks."):
+                        found.append((page, number, words))
+    return found
+
+
+def _script(words):
+    return words[2] if words[1] == "-m" else words[1]
+
+
+def test_every_command_in_the_docs_works_on_a_fresh_clone(tmp_path):
+    """On the committed files alone, with no outputs/: every script or module a command names exists,
+    takes every flag it is given (its --help lists them), and every model or run it reads is
+    committed or made by a command before it in the same block."""
+    tracked = set(_tracked())
+    commands = _commands()
+    assert len(commands) > 20
+    clone = tmp_path / "clone"
+    for path in tracked:
+        if os.path.exists(os.path.join(ROOT, path)):
+            os.makedirs(clone / os.path.dirname(path), exist_ok=True)
+            shutil.copy(os.path.join(ROOT, path), clone / path)
+    scripts = sorted({_script(words) for _, _, words in commands if _script(words) != "pytest"})
+    program = ("import importlib, io, contextlib, json, sys\nfrom ch1 import quiet_startup\nquiet_startup()\n"
+               "helps = {}\nfor name in sys.argv[1:]:\n"
+               "    out = io.StringIO()\n"
+               "    module = importlib.import_module(name[:-3] if name.endswith('.py') else name)\n"
+               "    try:\n        with contextlib.redirect_stdout(out):\n            module.main(['--help'])\n"
+               "    except SystemExit:\n        pass\n    helps[name] = out.getvalue()\n"
+               "print(json.dumps(helps))\n")
+    done = subprocess.run([sys.executable, "-c", program, *scripts], capture_output=True, text=True, cwd=clone,
+                          env={**os.environ, "PYTHONPATH": str(clone)}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    helps = json.loads(done.stdout.splitlines()[-1])
+    made = {}
+    for page, block, words in commands:
+        script = _script(words)
+        if script == "pytest":
+            continue
+        assert script in helps and "usage:" in helps[script], (page, words)
+        flags = [w.split("=")[0] for w in words[2:] if w.startswith("--")]
+        for flag in flags:
+            assert flag in helps[script], (page, words, flag)
+        arguments = dict(zip(words, words[1:]))
+        output_dir = arguments.get("--output-dir", "outputs")
+        if script.endswith("_mnist.py"):
+            made.setdefault((page, block), set()).add(os.path.normpath(output_dir))
+        needs = [arguments[f] for f in ("--model", "--models-dir") if f in arguments]
+        if script == "predict.py" and "--model" not in arguments:
+            needs.append(os.path.join("outputs", "cnn-mnist.keras"))
+        for need in needs:
+            folder = need if need.endswith(("dir", "listings")) or "." not in os.path.basename(need) else \
+                os.path.dirname(need)
+            assert need in tracked or os.path.normpath(folder) in made.get((page, block), set()), (page, words)
+
+
+def test_sgd_study_says_what_is_not_run(tmp_path):
+    """With no records the study's brief shows every tested row as not run, and claims no common budget."""
+    text = sgd_study.docs_block({}, str(tmp_path))
+    rows = [line for line in text.splitlines() if line.startswith("| Table ")]
+    assert len(rows) == 6 and all(line.count("not run") == 4 for line in rows)
+    assert "at once" not in text
 
 
 def test_bench_table_shows_a_spread_only_over_repeats(tmp_path):
@@ -28,14 +151,6 @@ def test_bench_table_shows_a_spread_only_over_repeats(tmp_path):
         {**row, "repeats": 1, "test_accuracy_mean": 98.89, "test_accuracy_std": None}]}))
     (tmp_path / "three.json").write_text(json.dumps({**common, "repeats": 3, "results": [
         {**row, "repeats": 3, "test_accuracy_mean": 99.0, "test_accuracy_std": 0.125}]}))
-    text = readme_results.bench_tables(str(tmp_path))
+    text = make_docs.bench_block(str(tmp_path))
     assert "| cnn | plain | 40.000 | 3.0 | 98.89 | 1.00x |" in text
     assert "| cnn | plain | 40.000 | 3.0 | 99.00 ± 0.12 | 1.00x |" in text
-
-
-def test_sgd_study_says_what_is_not_run(tmp_path):
-    """With no records the study's brief shows every tested row as not run, and claims no common budget."""
-    text = sgd_study.docs_block({}, str(tmp_path))
-    rows = [line for line in text.splitlines() if line.startswith("| Table ")]
-    assert len(rows) == 6 and all(line.count("not run") == 4 for line in rows)
-    assert "at once" not in text

@@ -1,0 +1,337 @@
+"""What the chapter says but never measures, measured: four claims of the CNN section, from records.
+
+1. Pooling: AveragePooling2D(2) and a strided Conv2D reduce the maps by half as MaxPooling2D(2) does,
+   with "subtle differences in the effectiveness of each reduction technique".
+2. padding='same' keeps a Conv2D's output maps the size of its input.
+3. With BatchNormalization (and the ReLU brought out as an Activation layer), large learning rates
+   can be used without causing instability.
+4. CNNs are more parameter efficient and more accurate than MLPs.
+
+The runs are reproduce.py's: Listing 1.4.1's model is Table 1.4.1 row 3 (its own settings); the
+variants are tools.tables.VARIANTS; all at Table 1.4.1's budget (Adam, batch 128, 10 epochs), with
+the test accuracy after every epoch for claim 3 (``--validation``). This module reads the records
+and writes the tables, one generated conclusion per claim and the two figures. Nothing here imports
+Keras.
+
+A difference is *measurable* when it is larger than the two settings' seed spreads together
+(|mean a - mean b| > std a + std b: their one-std intervals do not overlap) and *clear* when it is
+more than twice that; otherwise it is "no measurable difference".
+"""
+
+import math
+
+from ch1 import outputs
+from tools.report import BATCH_SIZE
+from tools.stats import mean, mean_std, std
+from tools.tables import LISTINGS, TABLES, VARIANTS
+
+BOOK = ("1.4.1", LISTINGS["cnn"].row)  # Listing 1.4.1's model as printed: its row of Table 1.4.1
+VARIANT = {row.variant: (VARIANTS.id, number) for number, row in enumerate(VARIANTS.rows, 1)}
+LEARNING_RATES = (0.001, 0.01, 0.1)  # Adam's default (Keras), then ten and a hundred times it
+SEEDS = 3
+CURVES_FIGURE = "cnn-learning-rates.png"
+PARAMS_FIGURE = "cnn-against-mlp.png"
+COMMANDS = (
+    "python reproduce.py --table cnn-variants --seeds 3 --validation",
+    "python reproduce.py --table 1.4.1 --row 3 --seeds 3 --validation --learning-rate LR   # LR: 0.001, 0.01, 0.1",
+    "python reproduce.py --table cnn-variants --row 4 --seeds 3 --validation --learning-rate LR",
+)
+
+
+def runs(found, table_id, number, learning_rate=None):
+    """The records of one row at Table 1.4.1's budget (``learning_rate`` None: Keras' default), by seed."""
+    epochs = TABLES["1.4.1"].epochs
+    return [r for t, r in sorted(found.items(), key=lambda tr: tr[0].seed)
+            if t.table == table_id and t.row == number and t.epochs == epochs and t.batch_size == BATCH_SIZE
+            and t.learning_rate == learning_rate and not t.smoke and t.backend == "tensorflow"
+            and t.precision == "float32"]
+
+
+def in_study(trial):
+    """Whether a record is one of this study's own runs at a learning rate of its own (it is reported
+    here, not among the other budgets)."""
+    return (trial.table, trial.row) == BOOK and trial.learning_rate in LEARNING_RATES and not trial.smoke \
+        and trial.epochs == TABLES["1.4.1"].epochs and trial.batch_size == BATCH_SIZE
+
+
+def setting(name, records):
+    """What a setting's runs give: n, params, train and test accuracy (%) and seconds per epoch, mean
+    and std over the seeds; for runs with a curve, the lowest test accuracy after epoch 1 and whether
+    any run's loss stopped being finite (it diverged)."""
+    test = [100 * r["test_accuracy"] for r in records]
+    train = [100 * r["train_accuracy"] for r in records]
+    per_epoch = [r["fit_seconds"] / r["epochs"] for r in records]
+    curves = [r["history"] for r in records if _curve(r)]
+    return {"name": name, "n": len(records), "params": records[0]["params"] if records else None,
+            "test": (mean(test), std(test)), "train": (mean(train), std(train)),
+            "seconds": (mean(per_epoch), std(per_epoch)), "curves": curves,
+            "diverged": sum(1 for r in records if r.get("diverged")),
+            "lowest_test": min((100 * min(h["val_accuracy"][1:] or h["val_accuracy"]) for h in curves), default=None)}
+
+
+def _curve(record):
+    history = record.get("history") or {}
+    test, train = history.get("val_accuracy"), history.get("accuracy")
+    return (isinstance(test, list) and isinstance(train, list) and test and len(test) == len(train)
+            and all(isinstance(v, (int, float)) for v in test + train))
+
+
+def compare(a, b):
+    """How ``b``'s test accuracy stands against ``a``'s: (difference in points, 'no measurable
+    difference' | 'measurably higher' | 'clearly lower' ...), or None while either lacks its seeds."""
+    if a["n"] < SEEDS or b["n"] < SEEDS:
+        return None
+    (ma, sa), (mb, sb) = a["test"], b["test"]
+    diff, spread = mb - ma, (sa or 0.0) + (sb or 0.0)
+    if abs(diff) <= spread:
+        return diff, "no measurable difference"
+    return diff, f"{'clearly' if abs(diff) > 2 * spread else 'measurably'} {'higher' if diff > 0 else 'lower'}"
+
+
+def study(found):
+    """Every claim's settings and verdict: {claim: {"settings": [...], "conclusion": str}}."""
+    book = setting("Listing 1.4.1 as printed (MaxPooling2D)", runs(found, *BOOK))
+    variants = {v: setting(VARIANTS.rows[n - 1].columns["change"], runs(found, t, n)) for v, (t, n) in VARIANT.items()}
+    claims = {}
+
+    pooling = [book, variants["average-pooling"], variants["strided"]]
+    claims["pooling"] = {"settings": pooling, "conclusion": _pooling_conclusion(book, pooling[1:])}
+    claims["padding"] = {"settings": [book, variants["same"]], "conclusion": _padding_conclusion(book, variants["same"])}
+
+    rates = []
+    for lr in LEARNING_RATES:
+        rates.append((lr, setting(f"Listing 1.4.1 as printed, learning rate {lr:g}", runs(found, *BOOK, lr)),
+                      setting(f"with BatchNormalization, learning rate {lr:g}",
+                              runs(found, *VARIANT["batch-norm"], lr))))
+    claims["batch-norm"] = {"settings": [s for _, a, b in rates for s in (a, b)], "rates": rates,
+                            "conclusion": _batch_norm_conclusion(rates)}
+    claims["cnn-vs-mlp"] = points = {"points": cnn_and_mlp_points(found, variants)}
+    points["conclusion"] = _cnn_vs_mlp_conclusion(points["points"])
+    return claims
+
+
+def _not_yet(settings):
+    missing = [f"{s['name']} ({s['n']} of {SEEDS} seeds)" for s in settings if s["n"] < SEEDS]
+    return "not measured yet: " + "; ".join(missing) if missing else None
+
+
+def _points(diff):
+    return f"{diff:+.2f} points"
+
+
+def _pooling_conclusion(book, others):
+    pending = _not_yet([book, *others])
+    if pending:
+        return pending
+    verdicts = [(s, compare(book, s)) for s in others]
+    words = "; ".join(f"{s['name']}: {verdict} in test accuracy ({_points(diff)}, {s['params']:,} params)"
+                      for s, (diff, verdict) in verdicts)
+    same = all(verdict == "no measurable difference" for _, (_, verdict) in verdicts)
+    lead = ("the measurement supports the claim's 'subtle' at most: the three reductions train to test accuracies "
+            "within their seed spreads" if same else
+            "the measurement finds a difference the chapter calls subtle")
+    return f"{lead}. Against MaxPooling2D(2): {words}."
+
+
+def _padding_conclusion(book, same):
+    pending = _not_yet([book, same])
+    if pending:
+        return pending
+    diff, verdict = compare(book, same)
+    return (f"the claim holds as a fact of shapes: with padding='same' each Conv2D's maps are its input's size "
+            f"(28x28 stays 28x28; 'valid' makes it 26x26), which leaves 7x7 instead of 3x3 maps for the Dense layer "
+            f"({same['params']:,} params against {book['params']:,}); test accuracy: {verdict} "
+            f"({_points(diff)}), at {same['seconds'][0] / book['seconds'][0]:.1f}x the seconds per epoch.")
+
+
+def _batch_norm_conclusion(rates):
+    pending = _not_yet([s for _, a, b in rates for s in (a, b)])
+    if pending:
+        return pending
+    parts, supports = [], []
+    for lr, plain, norm in rates:
+        diff, verdict = compare(plain, norm)
+        parts.append(f"at {lr:g}, BatchNormalization's test accuracy is {verdict} ({_points(diff)}; "
+                     f"{mean_std(*plain['test'])} % without, {mean_std(*norm['test'])} % with"
+                     + (f"; {plain['diverged']} of {plain['n']} runs without it diverged" if plain["diverged"] else "")
+                     + (f"; {norm['diverged']} of {norm['n']} with it diverged" if norm["diverged"] else "") + ")")
+        supports.append(verdict.endswith("higher"))
+    large = supports[1:]  # the two large rates
+    lead = ("the measurement supports the claim" if all(large) else
+            "the measurement supports the claim at the largest rate only" if large[-1] else
+            "the measurement does not support the claim")
+    return f"{lead}: " + "; ".join(parts) + "."
+
+
+def cnn_and_mlp_points(found, variants):
+    """One point per MLP and CNN row at the book's budget (Tables 1.3.2 and 1.4.1, and the variants):
+    (family, label, params, test mean, test std, n)."""
+    from tools.report import book_budget, summarize
+
+    points = []
+    for table_id, family in (("1.3.2", "MLP"), ("1.4.1", "CNN")):
+        table = TABLES[table_id]
+        budget = book_budget(table)
+        for r in summarize(table, found, budget):
+            if r["n"]:
+                params = next(rec["params"] for t, rec in found.items()
+                              if t.table == table_id and t.row == r["row"] and all(
+                                  getattr(t, k) == v for k, v in budget.items()))
+                points.append((family, f"Table {table_id} row {r['row']}: {table.rows[r['row'] - 1].title}", params,
+                               r["test_mean"], r["test_std"], r["n"]))
+    for name, s in variants.items():
+        if s["n"]:
+            points.append(("CNN variant", s["name"], s["params"], s["test"][0], s["test"][1], s["n"]))
+    return points
+
+
+def _cnn_vs_mlp_conclusion(points):
+    mlps = [p for p in points if p[0] == "MLP"]
+    cnns = [p for p in points if p[0] == "CNN"]
+    if not mlps or not cnns:
+        return "not measured yet: no recorded rows of Table 1.3.2 or 1.4.1"
+    best_mlp = max(mlps, key=lambda p: p[3])
+    smallest_mlp = min(p[2] for p in mlps)
+    fewer = all(c[2] < smallest_mlp for c in cnns)
+    beaten = [c for c in cnns if c[3] > best_mlp[3]]
+    others = [c for c in cnns if c[3] <= best_mlp[3]]
+    lead = ("the measurement supports the claim" if fewer and not others else
+            "the measurement supports the claim but for some rows" if fewer and beaten else
+            "the measurement does not support the claim")
+    text = (f"{lead}: {'every' if fewer else 'not every'} CNN row has fewer parameters "
+            f"({max(c[2] for c in cnns):,} at most) than the smallest MLP ({smallest_mlp:,}), and {len(beaten)} of "
+            f"the {len(cnns)} CNN rows beat the best MLP row ({best_mlp[1]}, {mean_std(best_mlp[3], best_mlp[4])} % "
+            f"with {best_mlp[2]:,} params) in test accuracy")
+    if others:
+        text += "; not: " + "; ".join(f"{c[1]} ({mean_std(c[3], c[4])} %)" for c in others)
+    return text + "."
+
+
+# --- the report -------------------------------------------------------------------------------
+
+
+def _table(settings):
+    lines = ["| setting | params | n | train % | test % | s per epoch |", "|---|---|---|---|---|---|"]
+    for s in settings:
+        params = "—" if s["params"] is None else f"{s['params']:,}"
+        seconds = "—" if s["seconds"][0] is None else mean_std(*s["seconds"], digits=1)
+        lines.append(f"| {s['name']} | {params} | {s['n']} | {mean_std(*s['train'])} | {mean_std(*s['test'])} "
+                     f"| {seconds} |")
+    return "\n".join(lines)
+
+
+def _rates_table(rates):
+    lines = ["| learning rate | model | n | test % after 10 epochs | lowest test % after epoch 1 | diverged | s per epoch |",
+             "|---|---|---|---|---|---|---|"]
+    for lr, plain, norm in rates:
+        for label, s in (("as printed", plain), ("BatchNormalization", norm)):
+            lowest = "—" if s["lowest_test"] is None else f"{s['lowest_test']:.2f}"
+            seconds = "—" if s["seconds"][0] is None else mean_std(*s["seconds"], digits=1)
+            lines.append(f"| {lr:g} | {label} | {s['n']} | {mean_std(*s['test'])} | {lowest} | {s['diverged']} "
+                         f"| {seconds} |")
+    return "\n".join(lines)
+
+
+def _points_table(points):
+    lines = ["| family | row | params | n | test % |", "|---|---|---|---|---|"]
+    for family, label, params, test_mean, test_std, n in sorted(points, key=lambda p: p[2]):
+        lines.append(f"| {family} | {label} | {params:,} | {n} | {mean_std(test_mean, test_std)} |")
+    return "\n".join(lines)
+
+
+CLAIMS = (
+    ("pooling", "Pooling: MaxPooling2D(2), AveragePooling2D(2) or a strided Conv2D",
+     "\"There are subtle differences in the effectiveness of each reduction technique.\" The variants replace "
+     "each MaxPooling2D(2) with AveragePooling2D(2), or give the Conv2D before each pooling layer strides=2 "
+     "and drop the pooling layer (the reading taken for \"Conv2D(strides=2,...)\": the same halving, no layer "
+     "added)."),
+    ("padding", "padding='same'", "\"If the dimensions of the input should be the same as the output feature maps, "
+     "Conv2D will accept the option padding='same'.\" Every Conv2D gets padding='same'."),
+    ("batch-norm", "BatchNormalization and large learning rates",
+     "\"Batch normalization is used in deep CNNs so that large learning rates can be used without causing "
+     "instability during training.\" Each Conv2D loses its activation and is followed by BatchNormalization() "
+     "and Activation('relu'); both models train with Adam at three learning rates, the test accuracy "
+     "recorded after every epoch. A loss that turns NaN ends a run there, recorded as diverged."),
+    ("cnn-vs-mlp", "CNN against MLP", "\"CNNs are more parameter efficient and have a higher accuracy than MLPs.\" "
+     "Every MLP and CNN row at the book's budget, one point each, with its spread."),
+)
+
+
+def section(found, level=2, figures="docs/figures"):
+    """The report's section "What the chapter says, measured" (RESULTS.md; the chapter page, one level
+    down), with links to its figures in ``figures``."""
+    claims = study(found)
+    mark = "#" * level
+    parts = [f"{mark} What the chapter says, measured\n",
+             "Four claims of the CNN section, each tested with real runs of Listing 1.4.1's model and one change "
+             f"(`tools/tables.py`'s `VARIANTS`), at Table 1.4.1's budget: Adam, batch {BATCH_SIZE}, "
+             f"{TABLES['1.4.1'].epochs} epochs, {SEEDS} seeds (0, 1, 2); mean ± sample std over the seeds. A "
+             "difference counts as measurable when it is larger than the two settings' spreads together. "
+             "Seconds per epoch are wall-clock on a shared machine, to compare settings run alike. The runs:\n",
+             "```bash", *COMMANDS, "python reproduce.py --merge    # this section and its figures", "```\n"]
+    for key, title, text in CLAIMS:
+        claim = claims[key]
+        parts.append(f"{mark}# {title}\n\n{text}\n")
+        if key == "batch-norm":
+            parts.append(_rates_table(claim["rates"]) + "\n")
+            if _has_curves(claim["rates"]):  # then reproduce.py --merge drew the figure (write_figures)
+                parts.append(f"![train and test accuracy per epoch at each learning rate]({figures}/{CURVES_FIGURE})\n")
+        elif key == "cnn-vs-mlp":
+            parts.append(_points_table(claim["points"]) + "\n")
+            if claim["points"]:
+                parts.append(f"![test accuracy against parameters]({figures}/{PARAMS_FIGURE})\n")
+        else:
+            parts.append(_table(claim["settings"]) + "\n")
+        parts.append(f"**Conclusion:** {claim['conclusion']}\n")
+    return "\n".join(parts)
+
+
+def _has_curves(rates):
+    return any(s["curves"] for _, plain, norm in rates for s in (plain, norm))
+
+
+def write_figures(found, folder):
+    """The two figures, into ``folder``: the curves at each learning rate, and test accuracy against
+    parameters. Returns the paths written."""
+    claims = study(found)
+    plt = outputs.plt
+    written = []
+    rates = claims["batch-norm"]["rates"]
+    if _has_curves(rates):
+        fig, axes = plt.subplots(1, len(rates), figsize=(5 * len(rates), 4.2), squeeze=False, sharey=True)
+        for ax, (lr, plain, norm) in zip(axes[0], rates):
+            for s, color, label in ((plain, "C0", "as printed"), (norm, "C1", "BatchNormalization")):
+                for i, history in enumerate(s["curves"]):
+                    epochs = range(1, len(history["accuracy"]) + 1)
+                    ax.plot(epochs, [100 * a for a in history["accuracy"]], color=color, linestyle="--", alpha=0.7,
+                            label=f"{label}, train" if i == 0 else None)
+                    ax.plot(epochs, [100 * a for a in history["val_accuracy"]], color=color, alpha=0.9,
+                            label=f"{label}, test" if i == 0 else None)
+            ax.set_title(f"Adam, learning rate {lr:g}", fontsize=10)
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
+            outputs.whole_epochs(ax)
+        axes[0, 0].set_ylabel("accuracy (%)")
+        axes[0, -1].legend(fontsize=8, loc="lower right")
+        fig.suptitle("Listing 1.4.1's CNN with and without BatchNormalization: one curve per seed")
+        fig.tight_layout()
+        written.append(outputs.save_figure(fig, f"{folder}/{CURVES_FIGURE}", dpi=90))
+    points = claims["cnn-vs-mlp"]["points"]
+    if points:
+        fig, ax = plt.subplots(figsize=(7.5, 4.8))
+        for family, marker, color in (("MLP", "o", "C0"), ("CNN", "s", "C1"), ("CNN variant", "^", "C2")):
+            mine = [p for p in points if p[0] == family]
+            if mine:
+                ax.errorbar([p[2] for p in mine], [p[3] for p in mine], yerr=[p[4] or 0 for p in mine], fmt=marker,
+                            color=color, capsize=3, label=f"{family} ({len(mine)} rows)")
+        ax.set_xscale("log")
+        ax.set_xlabel("parameters (log scale)")
+        ax.set_ylabel("test accuracy (%), mean ± std over seeds")
+        low = min(p[3] for p in points)
+        ax.set_ylim(max(low - 1, 0), 100 if math.isfinite(low) else None)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.set_title("Tables 1.3.2 and 1.4.1 at the book's budget: test accuracy against parameters", fontsize=10)
+        fig.tight_layout()
+        written.append(outputs.save_figure(fig, f"{folder}/{PARAMS_FIGURE}", dpi=90))
+    return written
