@@ -42,12 +42,12 @@ def build_model(hidden_units=hidden_units, dropout=dropout, activation='relu', l
     second hidden layer wider than the first (default: as wide)."""
     regularizer = l2(l2_weight) if l2_weight else None
     # model is a 3-layer MLP with ReLU and dropout after each layer
-    # Book: Dense(hidden_units) and Activation('relu') twice; with the defaults below the layers
-    # are exactly those (no regularizer, 'relu', the second as wide as the first).
     model = Sequential()
     # Book: Dense(hidden_units, input_dim=input_size) as the first layer; Keras 3 warns about
     # input_dim= on a layer and asks for an Input first, which builds the same model.
     model.add(keras.Input(shape=(input_size,)))
+    # Book: Dense(hidden_units) and Activation('relu') twice; with the defaults the layers are
+    # exactly those (no regularizer, 'relu', the second as wide as the first).
     model.add(Dense(hidden_units, kernel_regularizer=regularizer))
     model.add(Activation(activation))
     model.add(Dropout(dropout))
