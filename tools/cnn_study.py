@@ -115,6 +115,11 @@ def _not_yet(settings):
     return "not measured yet: " + "; ".join(missing) if missing else None
 
 
+def _in_words(verdict):
+    """'no measurable difference in test accuracy', 'a clearly higher test accuracy', ..."""
+    return f"{verdict} in test accuracy" if verdict.startswith("no ") else f"a {verdict} test accuracy"
+
+
 def _points(diff):
     return f"{diff:+.2f} points"
 
@@ -151,7 +156,7 @@ def _batch_norm_conclusion(rates):
     parts, supports = [], []
     for lr, plain, norm in rates:
         diff, verdict = compare(plain, norm)
-        parts.append(f"at {lr:g}, BatchNormalization's test accuracy is {verdict} ({_points(diff)}; "
+        parts.append(f"at {lr:g}, BatchNormalization gives {_in_words(verdict)} ({_points(diff)}; "
                      f"{mean_std(*plain['test'])} % without, {mean_std(*norm['test'])} % with"
                      + (f"; {plain['diverged']} of {plain['n']} runs without it diverged" if plain["diverged"] else "")
                      + (f"; {norm['diverged']} of {norm['n']} with it diverged" if norm["diverged"] else "") + ")")
