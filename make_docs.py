@@ -99,10 +99,17 @@ MODELS = {
 }
 
 
+def _per_file(folder, render, nothing, source):
+    """One block per JSON file in ``folder``, as ``render(path, contents)`` makes it; ``nothing`` if none."""
+    blocks = [render(path, b) for path, b in _json_files(folder)]
+    if not blocks:
+        return nothing
+    return "\n\n".join(blocks) + f"\n\nMade by `python make_docs.py` from {source}."
+
+
 def bench_block(folder):
     """One table per training benchmark JSON: steady s/epoch, compile s, accuracy, speed-up over plain fit."""
-    blocks = []
-    for path, b in _json_files(folder):
+    def render(path, b):
         versions = ", ".join(f"{k} {v}" for k, v in b["versions"].items())
         lines = [f"`{path}`: {b['device']}, Keras backend {b['backend']} ({versions}); {b['epochs']} epochs, "
                  f"batch {b['batch_size']}, {b['repeats']} repeat(s) (seeds 0..{b['repeats'] - 1})"
@@ -114,13 +121,11 @@ def bench_block(folder):
             ratio = f"{r['speedup_vs_plain']:.2f}x" if r.get("speedup_vs_plain") else "—"
             # One repeat has no spread (older files wrote 0.0 for it).
             std = r.get("test_accuracy_std") if r.get("repeats", b["repeats"]) > 1 else None
-            accuracy = mean_std(r["test_accuracy_mean"], std)
             lines.append(f"| {r['model']} | {r['path']}{note} | {r['steady_s_per_epoch']:.3f} | {r['compile_s']:.1f} "
-                         f"| {accuracy} | {ratio} |")
-        blocks.append("\n".join(lines))
-    if not blocks:
-        return "No benchmark recorded yet."
-    return "\n\n".join(blocks) + "\n\nMade by `python make_docs.py` from the benchmark's JSON files."
+                         f"| {mean_std(r['test_accuracy_mean'], std)} | {ratio} |")
+        return "\n".join(lines)
+
+    return _per_file(folder, render, "No benchmark recorded yet.", "the benchmark's JSON files")
 
 
 def _differences(b):
@@ -134,18 +139,15 @@ def _differences(b):
 
 def sweep_block(folder):
     """The sweep layouts' throughput (benchmarks/bench_sweep.py), one table per JSON file."""
-    blocks = []
-    for path, b in _json_files(folder):
+    def render(path, b):
         lines = [f"`{path}`: {b['device']}, Keras backend {b['backend']}; {b['trials']} trials of {b['epochs']} "
                  f"epochs each; the same numbers in both layouts: {_differences(b)}.", "",
                  "| layout | wall s | trials per hour |", "|---|---|---|"]
-        for layout in b["layouts"]:
-            lines.append(f"| `--workers {layout['workers']}` ({layout['threads_per_worker']} thread(s) each) "
-                         f"| {layout['wall_s']:.0f} | {layout['trials_per_hour']:.1f} |")
-        blocks.append("\n".join(lines))
-    if not blocks:
-        return "No sweep benchmark recorded yet."
-    return "\n\n".join(blocks) + "\n\nMade by `python make_docs.py` from `benchmarks/bench_sweep.py`'s JSON."
+        lines += [f"| `--workers {layout['workers']}` ({layout['threads_per_worker']} thread(s) each) "
+                  f"| {layout['wall_s']:.0f} | {layout['trials_per_hour']:.1f} |" for layout in b["layouts"]]
+        return "\n".join(lines)
+
+    return _per_file(folder, render, "No sweep benchmark recorded yet.", "`benchmarks/bench_sweep.py`'s JSON")
 
 
 def serve_block(folder):

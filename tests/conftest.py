@@ -145,6 +145,19 @@ def smoke_cnn(smoke_runs):
     return keras.saving.load_model(path), path
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """An untrained MLP, saved: enough to reach the images (refusals happen before it is used)."""
+    import keras
+
+    import mlp_mnist
+
+    keras.utils.set_random_seed(0)
+    path = str(tmp_path_factory.mktemp("tiny") / "mlp.keras")
+    mlp_mnist.build_model().save(path)
+    return path
+
+
 @pytest.fixture()
 def run_dir(tmp_path, monkeypatch):
     """A fresh working directory for a script run (its outputs land here)."""

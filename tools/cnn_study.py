@@ -215,33 +215,36 @@ def _cnn_vs_mlp_conclusion(points):
 # --- the report -------------------------------------------------------------------------------
 
 
+def _markdown(head, rows):
+    """A Markdown table of ``head`` (column names) and ``rows`` (lists of cells)."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows])
+
+
+def _cells(s):
+    """A setting's n, test accuracy and seconds per epoch, as table cells."""
+    seconds = "—" if s["seconds"][0] is None else mean_std(*s["seconds"], digits=1)
+    return [s["n"], mean_std(*s["test"]), seconds]
+
+
 def _table(settings):
-    lines = ["| setting | params | n | train % | test % | s per epoch |", "|---|---|---|---|---|---|"]
-    for s in settings:
-        params = "—" if s["params"] is None else f"{s['params']:,}"
-        seconds = "—" if s["seconds"][0] is None else mean_std(*s["seconds"], digits=1)
-        lines.append(f"| {s['name']} | {params} | {s['n']} | {mean_std(*s['train'])} | {mean_std(*s['test'])} "
-                     f"| {seconds} |")
-    return "\n".join(lines)
+    return _markdown(["setting", "params", "n", "test %", "s per epoch", "train %"],
+                     [[s["name"], "—" if s["params"] is None else f"{s['params']:,}", *_cells(s),
+                       mean_std(*s["train"])] for s in settings])
 
 
 def _rates_table(rates):
-    lines = ["| learning rate | model | n | test % after 10 epochs | lowest test % after epoch 1 | diverged | s per epoch |",
-             "|---|---|---|---|---|---|---|"]
-    for lr, plain, norm in rates:
-        for label, s in (("as printed", plain), ("BatchNormalization", norm)):
-            lowest = "—" if s["lowest_test"] is None else f"{s['lowest_test']:.2f}"
-            seconds = "—" if s["seconds"][0] is None else mean_std(*s["seconds"], digits=1)
-            lines.append(f"| {lr:g} | {label} | {s['n']} | {mean_std(*s['test'])} | {lowest} | {s['diverged']} "
-                         f"| {seconds} |")
-    return "\n".join(lines)
+    return _markdown(["learning rate", "model", "n", "test % after 10 epochs", "s per epoch",
+                      "lowest test % after epoch 1", "diverged"],
+                     [[f"{lr:g}", label, *_cells(s), "—" if s["lowest_test"] is None else f"{s['lowest_test']:.2f}",
+                       s["diverged"]] for lr, plain, norm in rates
+                      for label, s in (("as printed", plain), ("BatchNormalization", norm))])
 
 
 def _points_table(points):
-    lines = ["| family | row | params | n | test % |", "|---|---|---|---|---|"]
-    for family, label, params, test_mean, test_std, n in sorted(points, key=lambda p: p[2]):
-        lines.append(f"| {family} | {label} | {params:,} | {n} | {mean_std(test_mean, test_std)} |")
-    return "\n".join(lines)
+    return _markdown(["family", "row", "params", "n", "test %"],
+                     [[family, label, f"{params:,}", n, mean_std(test_mean, test_std)]
+                      for family, label, params, test_mean, test_std, n in sorted(points, key=lambda p: p[2])])
 
 
 CLAIMS = (

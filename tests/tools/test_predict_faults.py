@@ -13,7 +13,6 @@ import keras
 import numpy as np
 import pytest
 
-import mlp_mnist
 import predict
 from ch1.data import prepare_images
 from tests.support import ROOT
@@ -23,15 +22,6 @@ from tools import model_file
 from tools.digits import read_image, to_mnist
 
 LIMIT_MB = 1500  # the issue's bound on memory for bad input
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """An untrained MLP, saved."""
-    keras.utils.set_random_seed(0)
-    path = str(tmp_path_factory.mktemp("tiny") / "mlp.keras")
-    mlp_mnist.build_model().save(path)
-    return path
 
 
 @pytest.fixture()
