@@ -281,6 +281,6 @@ def docs_block(records, folder):
     common = one_budget_sentence(study)
     if common:
         lines += ["", common]
-    lines += ["", f"Train / test accuracy %, mean ± std over n seeds. Made by `python readme_results.py` from "
+    lines += ["", f"Train / test accuracy %, mean ± std over n seeds. Made by `python make_docs.py` from "
                   f"`{folder}/records*.jsonl`; RESULTS.md has each setting's table and conclusion."]
     return "\n".join(lines)
