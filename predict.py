@@ -11,8 +11,15 @@ listings' saved models works (MLP, CNN, RNN): the input shape is read from the m
 the file is checked before Keras reads it (tools/model_file.py). ``--serve`` instead starts a
 local web page to draw on (tools/serve.py), which prepares what it is sent the same way.
 
+The first line says which run made the model, from the results record its run wrote beside
+it (``cnn-mnist.json`` beside ``cnn-mnist.keras``): its listing, epochs, seed and test accuracy,
+and whether it was a smoke run (e.g. ``Model: outputs/cnn-mnist.keras (Listing 1.4.1, 10 epochs,
+seed 0, test accuracy 99.26%)``). Without ``--model``, the model is ``outputs/cnn-mnist.keras`` in
+the current folder or, where it has none, the project's own (beside predict.py).
+
     python cnn_mnist.py                                 # train; saves outputs/cnn-mnist.keras
     python predict.py digit.png photo.jpg               # e.g. `photo.jpg: 7  (7 98.1%, 1 1.2%, 9 0.4%)`
+    python ../project/predict.py digit.png              # from another folder: the project's model
     python predict.py photo.jpg --show                  # also writes outputs/photo-seen.png
     python predict.py digit.png --model outputs/mlp-mnist.keras
     python predict.py --serve                           # draw at http://127.0.0.1:8000/
@@ -23,19 +30,25 @@ from ch1 import quiet_startup
 quiet_startup()  # before Keras loads TensorFlow: its start-up notices stay off stderr
 
 import argparse
+import json
 import os
 import sys
 
 import numpy as np
 
 from ch1 import outputs
-from ch1.cli import Parser, ensure_output_dir, error, fail
+from ch1.cli import SEED_MAX, Parser, ensure_output_dir, error, fail
 from ch1.data import prepare_images
+from ch1.files import regular_file
 from ch1.outputs import plt
 from tools import model_file
 from tools.digits import ImageError, probabilities, read_image, to_mnist
+from tools.tables import LISTINGS, TABLES
 
 DEFAULT_MODEL = os.path.join("outputs", "cnn-mnist.keras")
+PROJECT = os.path.dirname(os.path.realpath(__file__))  # where the project's own outputs/ is, however predict.py is run
+MAX_RECORD_BYTES = 2**20  # a run's <name>.json: the listings' are about 2 kB; 1 MB of hostile JSON parses in ~25 MB
+MAX_EPOCHS = 10**6  # a record claiming more is not a run's
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 TOP = 3
@@ -54,6 +67,75 @@ def load_classifier(path):
         if not os.path.lexists(path):
             fail(f"{exc}; train one first (python cnn_mnist.py saves {DEFAULT_MODEL})")
         fail(str(exc))
+
+
+def default_model():
+    """The model used without --model: ``outputs/cnn-mnist.keras`` in the current folder or, where that
+    folder has none, the project's own beside predict.py (``python ../proj/predict.py x.png`` finds
+    it). Neither: one line naming both places, exit 2."""
+    own = os.path.join(PROJECT, DEFAULT_MODEL)
+    for path in (DEFAULT_MODEL, own):
+        if os.path.lexists(path):
+            return path
+    where = "" if os.path.realpath(os.curdir) == PROJECT else f" here, nor the project's own {printable(own)}"
+    fail(f"--model {DEFAULT_MODEL}: no such file{where}; train one first (python cnn_mnist.py saves {DEFAULT_MODEL})")
+
+
+# --- which run made it --------------------------------------------------------------------------
+
+
+def describe_run(path):
+    """Which run made the model at ``path``, in words, from the results record that run wrote beside
+    it (``<stem>.json``): its listing, epochs (against the book's), seed and test accuracy, or that it
+    was a smoke run. The record only describes: one missing or unreadable is said so, never an error."""
+    folder, base = os.path.split(path)
+    stem = os.path.splitext(base)[0]
+    name = printable(stem + ".json")
+    record_path = os.path.join(folder, stem + ".json")
+    if not os.path.lexists(record_path):
+        return f"no {name} beside it: which run made it is unknown"
+    try:
+        record = read_record(record_path)
+    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deep for the parser
+        return f"its {name} is unreadable"
+    listing = next((listing for listing in LISTINGS.values() if listing.name == record["name"]), None)
+    epochs, book = record["epochs"], TABLES[listing.table].epochs if listing else None
+    parts = [f"Listing {listing.number}"] if listing else []
+    if not record["smoke"]:
+        parts.append(f"{epochs} of the book's {book} epochs" if book and epochs < book else plural(epochs, "epoch"))
+    parts += [f"seed {record['seed']}", f"test accuracy {100 * record['test_accuracy']:.2f}%"]
+    if record["smoke"]:
+        parts.append(f"a smoke run: {plural(epochs, 'short epoch')}"
+                     + (f"; python {listing.script} trains the book's run" if listing else ""))
+    return ", ".join(parts)
+
+
+def read_record(path):
+    """A run's results record (its ``<name>.json``) as a dict; ValueError unless it is a regular file of
+    at most ``MAX_RECORD_BYTES`` of UTF-8 JSON with the fields a description reads, each of its type
+    and in its range."""
+    regular_file(path, "a results record", ValueError)  # never opened otherwise: a FIFO would wait forever
+    with open(path, "rb") as f:
+        data = f.read(MAX_RECORD_BYTES + 1)
+    if len(data) > MAX_RECORD_BYTES:
+        raise ValueError(f"over {MAX_RECORD_BYTES:,} bytes")
+    record = json.loads(data.decode("utf-8"))
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    name, epochs, seed, smoke, accuracy = (record.get(key) for key in
+                                           ("name", "epochs", "seed", "smoke", "test_accuracy"))
+    if not (isinstance(name, str) and type(epochs) is int and 1 <= epochs <= MAX_EPOCHS
+            and type(seed) is int and 0 <= seed <= SEED_MAX and type(smoke) is bool
+            and type(accuracy) in (int, float) and 0 <= accuracy <= 1):
+        raise ValueError("not a results record of a run")
+    return record
+
+
+def plural(n, word):
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+# --- classifying --------------------------------------------------------------------------------
 
 
 def classify(model, images):
@@ -130,8 +212,10 @@ def port(text):
 def parse_args(argv):
     parser = Parser(__doc__)
     parser.add_argument("images", nargs="*", metavar="IMAGE", help="image files of one digit each (PNG, JPEG, ...)")
-    parser.add_argument("--model", metavar="PATH", default=DEFAULT_MODEL,
-                        help="a saved model of the listings (.keras): CNN, MLP or RNN")
+    parser.add_argument("--model", metavar="PATH", default=argparse.SUPPRESS,  # not given: default_model()
+                        help=f"a saved model of the listings (.keras): CNN, MLP or RNN (default: {DEFAULT_MODEL} "
+                             f"in the current folder or, where it has none, the project's own {DEFAULT_MODEL} "
+                             "beside predict.py)")
     parser.add_argument("--show", action="store_true",
                         help="also write <output-dir>/<image-stem>-seen.png: the input beside the 28x28 the model saw")
     parser.add_argument("--output-dir", metavar="DIR", default="outputs", help="where --show writes")
@@ -146,13 +230,15 @@ def parse_args(argv):
         parser.error("--show applies to IMAGE files, not to --serve")
     if not args.serve and not args.images:
         parser.error("the following arguments are required: IMAGE (or --serve)")
+    if "model" not in args:
+        args.model = default_model()
     return args
 
 
 def main(argv=None):
     """Classify each image; return a list of results (file, digit, top3, probabilities, seen).
 
-    Images are read, classified and reported ``BATCH`` at a time, each ``--show`` PNG written
+    The first line printed names the model and the run that made it (:func:`describe_run`). Images are read, classified and reported ``BATCH`` at a time, each ``--show`` PNG written
     as its image is classified. Unusable images get one error line each while the others are
     still classified; the exit status is then 2. A bad model or output folder exits at once
     with status 2. With ``--serve``, serve the page until Ctrl-C (see tools/serve.py).
@@ -162,12 +248,16 @@ def main(argv=None):
             stream.reconfigure(errors="backslashreplace")
     args = parse_args(argv)
     model = load_classifier(args.model)
+    about = describe_run(args.model)
     if args.serve:
         from tools import serve
 
-        return serve.serve(model, args.host, args.port, label=printable(args.model))
+        # The page names the file alone: it may be reached from other machines.
+        return serve.serve(model, args.host, args.port, label=f"{printable(args.model)} ({about})",
+                           page_label=f"{printable(os.path.basename(args.model))} ({about})")
     if args.show:
         ensure_output_dir(args.output_dir)
+    print(f"Model: {printable(args.model)} ({about})")
     results, failed, taken = [], 0, set()
     for start in range(0, len(args.images), BATCH):
         done, errors = classify_files(model, args.images[start:start + BATCH], args, taken)

@@ -11,6 +11,7 @@ const seenImg = document.getElementById("seen");
 const probsBox = document.getElementById("probs");
 const mapsBox = document.getElementById("maps");
 const mapsNote = document.getElementById("maps-note");
+const modelNote = document.getElementById("model");
 const fileInput = document.getElementById("file");
 
 // The stroke is about as thick, relative to the pad, as MNIST's pen is to its 28x28 box.
@@ -143,6 +144,7 @@ async function show(answer) {
   digitOut.textContent = String(answer.digit);
   seenImg.src = answer.seen;
   answer.probabilities.forEach((p, d) => showBar(rows[d], p, d === answer.digit));
+  modelNote.textContent = answer.model ? `Model: ${answer.model}` : ""; // which run made it, as predict.py says
   const layers = answer.feature_maps || [];
   mapsNote.textContent = layers.length
     ? "Each Conv2D and MaxPooling2D layer's maps for your digit (each map scaled to its own maximum; brighter: stronger)."

@@ -42,14 +42,16 @@ def scaled(image, size):
 
 
 def run(argv, capsys):
-    """predict.main in-process: (results or None, exit code, stdout lines, stderr lines)."""
+    """predict.main in-process: (results or None, exit code, stdout lines, stderr lines), the stdout
+    lines without the first line naming the model's run (its tests: tests/tools/test_predict_run.py)."""
     try:
         results, code = predict.main(argv), 0
     except SystemExit as exit_:
         results, code = None, exit_.code
     captured = capsys.readouterr()
     assert "Traceback" not in captured.out + captured.err
-    return results, code, captured.out.strip().splitlines(), captured.err.strip().splitlines()
+    out = captured.out.strip().splitlines()
+    return results, code, out[1:] if out and out[0].startswith("Model: ") else out, captured.err.strip().splitlines()
 
 
 def seen(path):
@@ -314,32 +316,26 @@ def test_help(capsys):
     with pytest.raises(SystemExit) as exit_:
         predict.main(["--help"])
     assert exit_.value.code == 0
-    text = " ".join(capsys.readouterr().out.split())
-    for expected in ("[IMAGE ...]", "--serve", "(default: 8000)", "(default: outputs/cnn-mnist.keras)", "--show", "(default: outputs)"):
-        assert expected in text
+    text = "".join(capsys.readouterr().out.split())  # without spaces: argparse wraps lines at hyphens too
+    for expected in ("[IMAGE ...]", "--serve", "(default: 8000)", "--show", "(default: outputs)",
+                     "(default: outputs/cnn-mnist.keras in the current folder or, where it has none, the project's "
+                     "own outputs/cnn-mnist.keras beside predict.py)"):
+        assert "".join(expected.split()) in text
 
 
 def test_command_line_prints_only_results_and_error_lines(trained, digits, tmp_path):
-    """As a reader runs it: no TensorFlow chatter, one line per file, exit 2 for the missing one."""
+    """As a reader runs it: no TensorFlow chatter, the model's line, one line per file, exit 2 for the missing one."""
     good = save(digits[0][0], tmp_path / "seven.png")
     done = subprocess.run([sys.executable, os.path.join(ROOT, "predict.py"), "seven.png", "missing.jpg",
                            "--model", trained[1]], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert done.returncode == 2
     assert done.stderr.splitlines() == ["predict.py: error: missing.jpg: no such file"]
     lines = done.stdout.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("seven.png: ") and lines[0].endswith("%)"), good
+    assert len(lines) == 2 and lines[0].startswith(f"Model: {trained[1]} (Listing 1.4.1, "), lines  # which run, first
+    assert lines[1].startswith("seven.png: ") and lines[1].endswith("%)"), good
 
 
 # --- hostile images: refused in one line, in bounded memory, without hanging ----------------------
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """An untrained MLP, saved: enough to reach the images (the refusals happen before it is used)."""
-    keras.utils.set_random_seed(0)
-    path = str(tmp_path_factory.mktemp("tiny") / "mlp.keras")
-    mlp_mnist.build_model().save(path)
-    return path
 
 
 def float_tiff(array, path):
@@ -433,5 +429,5 @@ def test_file_names_print_in_any_locale(trained, digits, tmp_path):
     done = subprocess.run([sys.executable, os.path.join(ROOT, "predict.py"), name, missing, "--model", trained[1]],
                           capture_output=True, cwd=tmp_path, env=env, timeout=300)
     assert done.returncode == 2
-    assert done.stdout.decode().startswith("caf\\xe9.png: 7  (7 ")
+    assert done.stdout.decode().splitlines()[1].startswith("caf\\xe9.png: 7  (7 ")  # after the model's line
     assert done.stderr.decode().splitlines() == ["predict.py: error: gon\\xe9.png: no such file"]

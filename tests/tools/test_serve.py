@@ -263,7 +263,8 @@ def test_serve_command_port_in_use_and_ctrl_c(tmp_path):
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
         line = first.stdout.readline().strip()
-        assert line.startswith(f"Serving {model} on http://127.0.0.1:") and line.endswith("/ (Ctrl-C to stop)"), line
+        assert line.startswith(f"Serving {model} (no mlp.json beside it: which run made it is unknown) "
+                               "on http://127.0.0.1:") and line.endswith("/ (Ctrl-C to stop)"), line
         port = int(line.split(":")[-1].split("/")[0])
         assert port > 0
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
