@@ -34,13 +34,16 @@ import keras
 
 from ch1 import device
 from tools import records, report, results
-from ch1.cli import Parser, add_data_arg, at_interrupt, ensure_output_dir, forget, positive_int, writable_output_file
-from ch1.run import add_smoke_arg, load_data
+from ch1.cli import (Parser, add_data_arg, at_interrupt, ensure_output_dir, fail, forget, positive_int,
+                     writable_output_file)
+from ch1.data import TRAIN_SIZE
+from ch1.run import SMOKE_TRAIN, add_smoke_arg, load_data
 from tools.tables import SWEEPS, TABLES
 from tools.train import train_and_evaluate
 from tools.variants import builder
 
 SMOKE_DIR = os.path.join("outputs", "reproduce-smoke")  # smoke sweeps never touch the committed results
+MAX_SHARDS = 10_000  # --shard i/n: n at most this (a shard's records file is named after i and n)
 
 
 def plan(args):
@@ -71,18 +74,12 @@ def data_once(args):
 
 
 def run_trial(job):
-    """Claim one trial, and unless another sweep has it or has recorded it, train it; return its record,
-    or ``{"skipped": why}``. Runs in a worker process too.
-
-    The claim comes first and the records are read again after it: a sweep appends a trial's record
-    before it gives the claim back, so a second sweep on the same folder sees one or the other.
-    """
+    """Claim one trial, and unless another sweep has it or has recorded it (tools.records.take), train
+    it; return its record, or ``{"skipped": why}``. Runs in a worker process too."""
     trial, data_args, fast, validation, verbose, results_dir, owner = job
-    if not records.claim(results_dir, trial, owner):
-        return {"skipped": "claimed by another sweep"}
-    if trial in records.read_records(results_dir, quiet=True):
-        records.release(results_dir, trial, owner)
-        return {"skipped": "recorded by another sweep"}
+    why = records.take(results_dir, trial, owner)
+    if why:
+        return {"skipped": why}
     return train_trial(trial, data_args, fast, validation, verbose)
 
 
@@ -142,7 +139,7 @@ def _worker_init(threads):
 def records_path(args):
     index, count = args.shard
     name = "records.jsonl" if count == 1 else f"records-shard-{index}of{count}.jsonl"
-    return os.path.join(args.results_dir, name)
+    return records.child(args.results_dir, name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,12 +147,15 @@ def records_path(args):
 
 
 def shard(text):
+    shown = text if len(text) <= 30 else text[:25] + "..."
     try:
         index, count = (int(part) for part in text.split("/"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected i/n such as 0/4, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected i/n such as 0/4, got {shown!r}") from None
+    if count > MAX_SHARDS:
+        raise argparse.ArgumentTypeError(f"expected n at most {MAX_SHARDS:,} in i/n, got {shown!r}")
     if count < 1 or not 0 <= index < count:
-        raise argparse.ArgumentTypeError(f"expected 0 <= i < n in i/n, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected 0 <= i < n in i/n, got {shown!r}")
     return index, count
 
 
@@ -164,8 +164,9 @@ def learning_rate(text):
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < 100:
-        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+    if not 0 < value < records.MAX_LEARNING_RATE:
+        raise argparse.ArgumentTypeError(f"expected a number above 0 and below {records.MAX_LEARNING_RATE}, "
+                                         f"got {text!r}")
     return value
 
 
@@ -205,6 +206,13 @@ def parse_args(argv):
     add_smoke_arg(parser)
     args = parser.parse_args(argv)
     args.tables = sorted(set(args.tables or TABLES))
+    images = SMOKE_TRAIN if args.smoke else TRAIN_SIZE
+    for flag, value, limit, what in (("--seeds", args.seeds, records.MAX_SEEDS, ""),
+                                     ("--epochs", args.epochs, records.MAX_EPOCHS, ""),
+                                     ("--batch-size", args.batch_size, images,
+                                      " training images" + (" of --smoke" if args.smoke else ""))):
+        if value is not None and value > limit:
+            parser.error(f"argument {flag}: at most {'the ' * bool(what)}{limit:,}{what}, got {value:,}")
     for number in args.rows or ():
         for table_id in args.tables:
             if number > len(SWEEPS[table_id].rows):
@@ -218,22 +226,37 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    # Every output path is checked before any long work.
+    # Every output path is checked before any long work; none is written through a symbolic link.
+    figure = None if args.smoke else os.path.join(os.path.dirname(args.report) or ".", "docs", "figures",
+                                                  "sgd-budget.png")
+    for flag, folder in (("--results-dir", args.results_dir), ("--report", os.path.dirname(args.report)),
+                         ("--report", figure and os.path.dirname(figure))):
+        link = folder and records.linked(folder)
+        if link:
+            fail(f"{flag}: {link} is a symbolic link; outputs are not written through one (give the folder "
+                 f"it points to)")
     ensure_output_dir(args.results_dir, "--results-dir")
     writable_output_file(args.report, "--report")
     found = records.read_records(args.results_dir)
     if not args.merge:
         sweep(args, found)
     command = "python reproduce.py --merge" + (" --smoke" if args.smoke else "")
-    text = results.write_reports(found, args.results_dir, args.report, args.seeds, args.smoke, command,
-                                figure=None if args.smoke else os.path.join(os.path.dirname(args.report) or ".",
-                                                                             "docs", "figures", "sgd-budget.png"))
+    text = results.write_reports(found, args.results_dir, args.report, args.seeds, args.smoke, command, figure)
     print(f"Wrote {args.report} and the tables under {args.results_dir}/")
     return text
 
 
 def sweep(args, found):
-    """Run the planned trials that have no record yet and no other sweep has claimed, recording each."""
+    """Run the planned trials that have no record yet and no other sweep has claimed, recording each.
+    First, in one line and exit 2, a backend that is not recorded, or a records file or claims folder
+    that cannot be written."""
+    if keras.backend.backend() not in records.BACKENDS:
+        fail(f"Keras backend {keras.backend.backend()}: sweeps run on {', '.join(records.BACKENDS)}")
+    try:
+        records.check_appendable(records_path(args))
+        records.claims_folder(args.results_dir)
+    except records.RecordsError as exc:
+        fail(str(exc))
     planned = plan(args)
     todo = [t for t in planned if t not in found]
     workers = max(1, min(args.workers, len(todo), os.cpu_count() or 1))
@@ -282,13 +305,15 @@ def sweep(args, found):
                 continue
             trial = records.trial_of(record)
             records.append_record(path, record)
-            found[trial] = record
+            found[trial] = records.for_reports(record)
             records.release(args.results_dir, trial, owner)
             row = SWEEPS[trial.table].rows[trial.row - 1]
             print(f"[{len(jobs) - left}/{len(jobs)}] Table {trial.table} row {trial.row} ({row.title}) "
                   f"seed {trial.seed}: test {100 * record['test_accuracy']:.2f}% "
                   f"train {100 * record['train_accuracy']:.2f}% in {record['fit_seconds']:.0f}s; "
                   f"{left} left", flush=True)
+    except records.RecordsError as exc:  # a records file or claim made unusable while the sweep ran
+        fail(str(exc))
     finally:
         forget(interrupted)
         release_claims()

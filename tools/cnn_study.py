@@ -19,6 +19,7 @@ more than twice that; otherwise it is "no measurable difference".
 """
 
 import math
+from array import array
 
 from ch1 import outputs
 from tools.report import BATCH_SIZE
@@ -72,8 +73,8 @@ def setting(name, records):
 def _curve(record):
     history = record.get("history") or {}
     test, train = history.get("val_accuracy"), history.get("accuracy")
-    return (isinstance(test, list) and isinstance(train, list) and test and len(test) == len(train)
-            and all(isinstance(v, (int, float)) for v in test + train))
+    return (isinstance(test, (list, array)) and isinstance(train, (list, array)) and test and len(test) == len(train)
+            and all(isinstance(v, (int, float)) for v in (*test, *train)))  # (array: tools.records.curves)
 
 
 def compare(a, b):
@@ -131,10 +132,12 @@ def _pooling_conclusion(book, others):
     verdicts = [(s, compare(book, s)) for s in others]
     words = "; ".join(f"{s['name']}: {verdict} in test accuracy ({_points(diff)}, {s['params']:,} params)"
                       for s, (diff, verdict) in verdicts)
-    same = all(verdict == "no measurable difference" for _, (_, verdict) in verdicts)
-    lead = ("the measurement supports the claim's 'subtle' at most: the three reductions train to test accuracies "
-            "within their seed spreads" if same else
-            "the measurement finds a difference the chapter calls subtle")
+    if all(verdict == "no measurable difference" for _, (_, verdict) in verdicts):
+        lead = ("no measurable difference: at this budget the three reductions train to test accuracies within "
+                "their seed spreads")
+    else:
+        largest = max(abs(diff) for _, (diff, _) in verdicts)
+        lead = f"the measurement supports \"subtle differences\": the largest is {largest:.2f} points of test accuracy"
     return f"{lead}. Against MaxPooling2D(2): {words}."
 
 
@@ -146,7 +149,7 @@ def _padding_conclusion(book, same):
     return (f"the claim holds as a fact of shapes: with padding='same' each Conv2D's maps are its input's size "
             f"(28x28 stays 28x28; 'valid' makes it 26x26), which leaves 7x7 instead of 3x3 maps for the Dense layer "
             f"({same['params']:,} params against {book['params']:,}); test accuracy: {verdict} "
-            f"({_points(diff)}), at {same['seconds'][0] / book['seconds'][0]:.1f}x the seconds per epoch.")
+            f"({_points(diff)}).")
 
 
 def _batch_norm_conclusion(rates):
@@ -275,7 +278,8 @@ def section(found, level=2, figures="docs/figures"):
              f"(`tools/tables.py`'s `VARIANTS`), at Table 1.4.1's budget: Adam, batch {BATCH_SIZE}, "
              f"{TABLES['1.4.1'].epochs} epochs, {SEEDS} seeds (0, 1, 2); mean ± sample std over the seeds. A "
              "difference counts as measurable when it is larger than the two settings' spreads together. "
-             "Seconds per epoch are wall-clock on a shared machine, to compare settings run alike. The runs:\n",
+             "Seconds per epoch are wall-clock as each run recorded them, on a shared 2-core machine with other "
+             "work beside it and at different times: they are no speed measurement. The runs:\n",
              "```bash", *COMMANDS, "python reproduce.py --merge    # this section and its figures", "```\n"]
     for key, title, text in CLAIMS:
         claim = claims[key]

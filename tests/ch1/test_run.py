@@ -179,10 +179,10 @@ def test_startup_notices_are_filtered_and_other_lines_kept():
 
 
 def test_importing_ch1_has_no_side_effects(tmp_path):
-    """`import ch1.outputs` (and tools.tables, ch1.cli, tools.records, tools.report) loads neither Keras nor
-    TensorFlow, and leaves stderr alone."""
+    """`import ch1.outputs` (and the other modules that need no model: ch1.cli, ch1.files, tools.records,
+    the reports and studies) loads neither Keras nor TensorFlow, and leaves stderr alone."""
     code = ("import sys, ch1, ch1.outputs, tools.tables, ch1.cli, tools.records, tools.report, ch1.device, ch1.startup, "
-            "readme_results; "
+            "tools.results; "
             "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules))")
     done = run_script(["-c", code], tmp_path, env={**os.environ, "PYTHONPATH": ROOT})
     assert done.returncode == 0 and done.stdout.strip() == "[]" and done.stderr == ""

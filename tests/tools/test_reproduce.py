@@ -1,11 +1,11 @@
 """reproduce.py: one real sweep, then its bookkeeping with a stand-in trainer: every row, resume,
-shards, merge, records keyed by what changes the numbers, bad records, concurrent sweeps."""
+shards, merge, records keyed by what changes the numbers, bad records, claims, and a results folder
+or flags that cannot be used, refused before any training. (Claims under several processes at once,
+and crafted records, without Keras: tests/tools/test_records_faults.py.)"""
 
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import keras
 import pytest
@@ -42,8 +42,7 @@ def argv_for(folder, *extra):
 def test_a_real_sweep_row_is_its_listing(mnist_npz, tmp_path, capsys):
     """Table 1.3.2 row 16 is Listing 1.3.2: the sweep's trial gives exactly the script's numbers."""
     reproduce.main(argv_for(tmp_path, "--data", mnist_npz, "--table", "1.3.2", "--row", "16", "--row", "1"))
-    found = records.read_records(str(tmp_path))
-    record = next(r for t, r in found.items() if t.row == 16)
+    record = next(r for t, r in records.each_record(str(tmp_path)) if t.row == 16)  # the whole record
     script = mlp_mnist.main(["--smoke", "--data", mnist_npz, "--output-dir", str(tmp_path / "script")])
     assert record["test_accuracy"] == script["test_accuracy"]
     assert record["history"]["accuracy"][-1] == pytest.approx(script["train_accuracy"], abs=1e-5)
@@ -125,7 +124,7 @@ def test_records_are_keyed_by_backend_and_precision(stand_in, tmp_path, monkeypa
 
 def test_old_records_without_a_backend_are_tensorflow_float32():
     record = {"table": "1.4.1", "row": 1, "seed": 0, "epochs": 10, "batch_size": 128, "smoke": False,
-              "test_accuracy": 0.97, "train_accuracy": 0.97, "fit_seconds": 1.0}
+              "test_accuracy": 0.97, "train_accuracy": 0.97, "fit_seconds": 1.0, "params": 80266}
     assert records.check(record) is None
     trial = records.trial_of(record)
     assert (trial.backend, trial.precision, trial.learning_rate) == ("tensorflow", "float32", None)
@@ -169,7 +168,7 @@ def test_a_bad_record_is_skipped_with_one_warning(kind, stand_in, tmp_path, caps
 def test_a_records_folder_is_skipped(stand_in, tmp_path, capsys):
     (tmp_path / "records-old.jsonl").mkdir()
     text = reproduce.main(argv_for(tmp_path, "--table", "1.4.1"))
-    assert "## Table 1.4.1" in text and "records-old.jsonl: skipping" in capsys.readouterr().err
+    assert "## Table 1.4.1" in text and "records-old.jsonl: a folder, not a records file; skipping it" in capsys.readouterr().err
 
 
 def test_shards_cover_every_trial_once():
@@ -212,33 +211,76 @@ def test_a_trial_claimed_by_a_live_sweep_is_left_to_it(stand_in, tmp_path, capsy
     assert {t.row for t in records.read_records(str(tmp_path))} == {1, 2}
 
 
-CONCURRENT = """
-import sys, time
-sys.path.insert(0, {root!r})
-import reproduce
-from tests.tools.test_reproduce import fake_record
-
-def slow(trial, *rest):
-    time.sleep(0.3)
-    return fake_record(trial)
-
-reproduce.train_trial = slow
-reproduce.main(["--smoke", "--seeds", "2", "--table", "1.4.1", "--results-dir", {folder!r},
-                "--report", {folder!r} + "/R" + sys.argv[1] + ".md"])
-"""
+def refuse_training(*_):
+    raise AssertionError("trained despite a results folder that cannot be used")
 
 
-def test_concurrent_sweeps_run_each_trial_once(tmp_path):
-    script = tmp_path / "sweep.py"
-    script.write_text(CONCURRENT.format(root=ROOT, folder=str(tmp_path / "results")))
-    env = {**os.environ, "PYTHONPATH": ROOT}
-    sweeps = [subprocess.Popen([sys.executable, str(script), str(i)], env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True) for i in range(3)]
-    outs = [p.communicate(timeout=300) for p in sweeps]
-    assert all(p.returncode == 0 for p in sweeps), outs
-    lines = (tmp_path / "results" / "records.jsonl").read_text().splitlines()
-    trials = [records.trial_of(json.loads(line)) for line in lines]
-    assert len(trials) == 8 and len(set(trials)) == 8, outs  # 4 rows x 2 seeds, each run once
+def unusable_claims(folder):
+    (folder / "claims").write_text("a file where the claims folder goes")
+    return f"{folder}/claims: a regular file, not the claims folder (move it away)"
+
+
+def linked_records(folder):
+    (folder.parent / "elsewhere.jsonl").write_text("")
+    (folder / "records.jsonl").symlink_to(folder.parent / "elsewhere.jsonl")
+    return f"{folder}/records.jsonl: a symbolic link; records are not written through one"
+
+
+def records_folder(folder):
+    (folder / "records.jsonl").mkdir()
+    return f"{folder}/records.jsonl: a folder, not a records file"
+
+
+@pytest.mark.parametrize("make", [unusable_claims, linked_records, records_folder])
+def test_a_results_folder_a_sweep_cannot_write_is_refused_before_training(make, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(reproduce, "train_trial", refuse_training)
+    folder = tmp_path / "results"
+    folder.mkdir()
+    message = make(folder)
+    with pytest.raises(SystemExit) as exit_:
+        reproduce.main(argv_for(folder, "--table", "1.4.1"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and err[-1].endswith(f": error: {message}"), err
+    assert len(err) == 1 + (make is records_folder), err  # (the read has warned of that folder already)
+    assert not (tmp_path / "elsewhere.jsonl").exists() or (tmp_path / "elsewhere.jsonl").read_text() == ""
+
+
+def test_a_results_folder_that_is_a_link_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(reproduce, "train_trial", refuse_training)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "results").symlink_to(tmp_path / "elsewhere")
+    monkeypatch.chdir(tmp_path)
+    for argv in (["--merge"], ["--smoke", "--results-dir", "results/run"], ["--report", "results/R.md", "--merge"]):
+        with pytest.raises(SystemExit) as exit_:
+            reproduce.main(argv)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exit_.value.code == 2 and len(err) == 1, err
+        assert ": results is a symbolic link; outputs are not written through one" in err[0]
+    assert not os.listdir(tmp_path / "elsewhere")
+
+
+def test_a_backend_that_is_not_recorded_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(reproduce, "train_trial", refuse_training)
+    monkeypatch.setattr(reproduce.keras.backend, "backend", lambda: "numpy")
+    with pytest.raises(SystemExit) as exit_:
+        reproduce.main(argv_for(tmp_path, "--table", "1.4.1"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1
+    assert err[0].endswith(": error: Keras backend numpy: sweeps run on tensorflow, jax, torch"), err
+
+
+def test_merge_of_a_crafted_backend_writes_only_the_tables(tmp_path, capsys):
+    """The attack of issue 19: a record's backend climbing out of the results folder through a folder named
+    like the start of a table file."""
+    folder = tmp_path / "clone" / "results"
+    (folder / "table-1.3.2-").mkdir(parents=True)
+    crafted = {**fake_record(records.Trial("1.4.1", 1, 0, 1, 128, True)), "backend": "/../../../x"}
+    (folder / "records.jsonl").write_text(json.dumps(crafted) + "\n")
+    reproduce.main(argv_for(folder, "--merge"))
+    assert sorted(os.listdir(tmp_path / "clone")) == ["results"]
+    assert sorted(os.listdir(folder)) == sorted(["R.md", "records.jsonl", "table-1.3.2-"] + [
+        f"table-{t}-smoke.{ext}" for t in ROWS for ext in ("md", "csv")])
+    assert "records.jsonl:1: skipping an unreadable record (backend is not one of" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -250,6 +292,13 @@ def test_concurrent_sweeps_run_each_trial_once(tmp_path):
     (["--learning-rate", "-1"], "argument --learning-rate: expected a number above 0"),
     (["--output-dir", "x"], "unrecognized arguments: --output-dir x"),
     (["--report", "/no/such/folder/R.md"], "--report /no/such/folder/R.md: no folder /no/such/folder"),
+    (["--shard", "0/" + "9" * 300], "argument --shard: expected n at most 10,000 in i/n, got '0/99999999999999999999999...'"),
+    (["--shard", "0/10001"], "argument --shard: expected n at most 10,000 in i/n, got '0/10001'"),
+    (["--batch-size", str(10**20)], "argument --batch-size: at most the 60,000 training images, got 100,000,000,"),
+    (["--smoke", "--batch-size", "6001"], "argument --batch-size: at most the 6,000 training images of --smoke, got 6,001"),
+    (["--seeds", "1001"], "argument --seeds: at most 1,000, got 1,001"),
+    (["--epochs", "10001"], "argument --epochs: at most 10,000, got 10,001"),
+    (["--learning-rate", "nan"], "argument --learning-rate: expected a number above 0 and below 100"),
 ])
 def test_bad_flags(argv, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_:
@@ -306,7 +355,7 @@ def test_workers_keep_the_mlps_numbers(mnist_npz, tmp_path):
     common = ["--data", mnist_npz, "--table", "1.3.2", "--row", "16", "--row", "2"]
     reproduce.main(argv_for(tmp_path / "one", *common))
     reproduce.main(argv_for(tmp_path / "two", *common, "--workers", "2"))
-    one, two = (records.read_records(str(tmp_path / name)) for name in ("one", "two"))
+    one, two = (dict(records.each_record(str(tmp_path / name))) for name in ("one", "two"))
     assert set(one) == set(two) and len(one) == 2
     for trial in one:
         assert one[trial]["test_accuracy"] == two[trial]["test_accuracy"], trial
