@@ -21,8 +21,20 @@ def prog():
 
 def error(message):
     """Say what is wrong in one line on stderr: ``prog: error: message``."""
-    sys.stdout.flush()
-    print(f"{prog()}: error: {message}", file=sys.stderr)
+    flush_stdout()
+    if sys.stderr is not None:  # None where stderr was closed (`2>&-`) and nothing reopened it
+        print(f"{prog()}: error: {message}", file=sys.stderr)
+
+
+def flush_stdout():
+    """Flush what was printed before a message on stderr, so the two keep their order; a stdout that
+    is closed (``>&-``: ``sys.stdout`` is None), or whose reader went away, is left alone."""
+    if sys.stdout is None:
+        return
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):  # a broken pipe, or a stream already closed
+        pass
 
 
 def fail(message):
@@ -148,10 +160,7 @@ def _interrupted(signum, frame):
             cleanup()
         except Exception:  # noqa: BLE001 - the command is ending; each cleanup is best effort
             pass
-    try:
-        sys.stdout.flush()
-    except (OSError, ValueError):
-        pass
+    flush_stdout()
     os.write(2, f"{prog()}: interrupted\n".encode(errors="backslashreplace"))
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)

@@ -21,7 +21,7 @@ import zlib
 
 import numpy as np
 
-from ch1.files import regular_file
+from ch1.files import reason, regular_file
 
 IMAGE_SIZE = 28
 NUM_LABELS = 10
@@ -107,8 +107,12 @@ def resolve_source(path=None):
     if path is None:
         return None
     path = os.path.expanduser(str(path))
-    if not os.path.lexists(path):
-        raise DataError(f"{origin} {path}: no such file or folder; {HOW_TO_POINT}")
+    try:
+        os.lstat(path)  # a link, even a loop or one to nothing, is there: the reader says what it is
+    except (FileNotFoundError, NotADirectoryError):
+        raise DataError(f"{origin} {path}: no such file or folder; {HOW_TO_POINT}") from None
+    except OSError as exc:  # e.g. `loop/`: the trailing slash follows the link
+        raise DataError(f"{origin} {path}: cannot read ({reason(exc)})") from None
     if os.path.isdir(path):
         npz = os.path.join(path, "mnist.npz")
         has_idx = any(os.path.lexists(os.path.join(path, stem + ext)) for stem in IDX_FILES.values()

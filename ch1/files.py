@@ -17,6 +17,14 @@ def file_kind(mode):
     return next((kind for test, kind in kinds if test(mode)), "an unknown kind of file")
 
 
+def reason(exc):
+    """An OSError in words for a one-line message: its ``strerror``, and a loop of symbolic links
+    (``ELOOP``, whose ``strerror`` says only "Too many levels of symbolic links") by that name."""
+    if exc.errno == errno.ELOOP:
+        return "a loop of symbolic links"
+    return exc.strerror or str(exc)
+
+
 def regular_file(path, what, error, name=None):
     """``os.stat(path)`` of a regular file; else raise ``error`` with one line:
     ``name: no such file``, ``name: a folder, not <what>`` or ``name: not a regular file (a FIFO), not <what>``.
@@ -27,8 +35,7 @@ def regular_file(path, what, error, name=None):
     except FileNotFoundError:
         raise error(f"{name}: no such file") from None
     except OSError as exc:
-        reason = "a loop of symbolic links" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
-        raise error(f"{name}: cannot read ({reason})") from None
+        raise error(f"{name}: cannot read ({reason(exc)})") from None
     if stat.S_ISDIR(info.st_mode):
         raise error(f"{name}: a folder, not {what}")
     if not stat.S_ISREG(info.st_mode):

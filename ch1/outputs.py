@@ -30,16 +30,21 @@ MIN_FREE_BYTES = 64 * 2**20  # room a run needs for what it writes (the largest 
 def prepare_output_dir(path, flag="--output-dir", names=()):
     """Create the folder ``path`` if needed and prove that files can be written there: each of
     ``names`` under the temporary name :func:`atomic_path` will give it (so a name too long for the
-    file system fails now, not after training), with :data:`MIN_FREE_BYTES` free. Raises
-    OutputError, in one line, if not."""
+    file system fails now, not after training) and with no folder in its place, with
+    :data:`MIN_FREE_BYTES` free. Raises OutputError, in one line, if not."""
     try:
         os.makedirs(path, exist_ok=True)
         _probe(path)
-        for name in names:
-            _probe(path, _temporary_name(name))
         free = shutil.disk_usage(path).free
     except OSError as exc:
         raise OutputError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from None
+    for name in names:
+        if os.path.isdir(os.path.join(path, name)):
+            raise OutputError(f"{flag} {path}: {name} there is a folder; a run replaces it with a file")
+        try:
+            _probe(path, _temporary_name(name))
+        except OSError as exc:
+            raise OutputError(f"{flag} {path}: cannot write {name} there ({exc.strerror or exc})") from None
     if free < MIN_FREE_BYTES:
         raise OutputError(f"{flag} {path}: only {free / 2**20:.1f} MB free there; a run needs "
                           f"{MIN_FREE_BYTES // 2**20} MB")
@@ -94,8 +99,8 @@ def atomic_path(path):
     The file lands with the permissions the umask gives a new file (0644 under 022). On any
     exception the temporary file is removed; on Ctrl-C or SIGTERM too (ch1.cli.handle_signals).
     """
-    folder, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(folder, _temporary_name(name))
+    folder, name = os.path.split(path)  # as given, as prepare_output_dir probed it: a relative path
+    tmp = os.path.join(folder, _temporary_name(name))  # stays short in a folder deeper than PATH_MAX
     _temporary.add(tmp)
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:

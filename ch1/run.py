@@ -1,6 +1,7 @@
 """The life of one listing's run: its command line, seeding, data, and what it leaves behind."""
 
 import os
+import secrets
 import tempfile
 import time
 
@@ -167,17 +168,27 @@ class Run:
 
 def save_model(model, path):
     """``model.save(path)``, atomically. A save that fails after training (the disk full, the folder
-    gone) says so in one line and exit 2, keeping the trained model under a name in the system's
-    temporary folder where that can be written."""
+    gone) says so in one line and exit 2, keeping the trained model in the system's temporary
+    folder where that can be written."""
     try:
         with outputs.atomic_path(path) as tmp:
             model.save(tmp)
         return path
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-    kept = os.path.join(tempfile.gettempdir(), f"{os.path.basename(path)[:-6]}-{os.getpid()}.keras")
+        why = exc.strerror or str(exc)
+    kept = keep_model(model, os.path.splitext(os.path.basename(path))[0])
+    if kept is None:
+        fail(f"{path}: cannot save the trained model ({why}), nor keep it in {tempfile.gettempdir()}")
+    fail(f"{path}: cannot save the trained model ({why}); it is kept as {kept}")
+
+
+def keep_model(model, stem):
+    """Save ``model`` as ``<stem>-<8 hex digits>.keras`` in the system's temporary folder, atomically
+    (a new name: no earlier file is replaced); its path, or None where that cannot be written."""
+    kept = os.path.join(tempfile.gettempdir(), f"{stem}-{secrets.token_hex(4)}.keras")
     try:
-        model.save(kept)
+        with outputs.atomic_path(kept) as tmp:
+            model.save(tmp)
     except OSError:
-        fail(f"{path}: cannot save the trained model ({reason}), nor keep it in {tempfile.gettempdir()}")
-    fail(f"{path}: cannot save the trained model ({reason}); it is kept as {kept}")
+        return None
+    return kept
