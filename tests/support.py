@@ -45,3 +45,22 @@ def small_arrays(n_train=60, n_test=10):
         "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
         "y_test": rng.integers(0, 10, n_test).astype(np.uint8),
     }
+
+
+def run_on_64_images(argv, monkeypatch):
+    """A listing's Run (mlp-mnist, ``argv`` its flags) trained on 64 blank images, no real training, and
+    without Graphviz (a .dot); returns the model and the run's finish (what writes its outputs)."""
+    import numpy as np
+
+    import mlp_mnist
+    from ch1.run import Run, parse_args
+
+    monkeypatch.setattr("ch1.outputs.graphviz_available", lambda: False)  # a .dot: no Graphviz needed
+    args = parse_args("", argv, epochs=1, batch_size=32)
+    run = Run("mlp-mnist", "1.3.2", args)
+    model = mlp_mnist.build_model()
+    run.plot_model(model)
+    model.compile(loss="categorical_crossentropy", optimizer="sgd", metrics=["accuracy"])
+    model.fit(np.zeros((64, 784), "float32"), np.eye(10)[np.arange(64) % 10], epochs=1, batch_size=32,
+              callbacks=run.callbacks, verbose=0)
+    return model, lambda: run.finish(model, 0.5)

@@ -24,7 +24,7 @@ import pytest
 from ch1.cli import Parser
 from ch1.data import HOW_TO_POINT, IDX_FILES, DataError, load_mnist
 from ch1.outputs import graphviz_available
-from tests.support import ROOT, small_arrays, write_idx_folder
+from tests.support import ROOT, run_on_64_images, small_arrays, write_idx_folder
 
 SCRIPT = os.path.join(ROOT, "mlp_mnist.py")
 # What a run writes: the diagram (mlp-mnist.dot instead of .png where Graphviz is missing), the model,
@@ -229,24 +229,6 @@ def umask_022():
     os.umask(old)
 
 
-def tiny_run(argv, monkeypatch):
-    """A Run of mlp-mnist through its whole life on 64 images (no real training); returns its results."""
-    import numpy as np
-
-    import mlp_mnist
-    from ch1.run import Run, parse_args
-
-    monkeypatch.setattr("ch1.outputs.graphviz_available", lambda: False)  # a .dot: no Graphviz needed
-    args = parse_args("", argv, epochs=1, batch_size=32)
-    run = Run("mlp-mnist", "1.3.2", args)
-    model = mlp_mnist.build_model()
-    run.plot_model(model)
-    model.compile(loss="categorical_crossentropy", optimizer="sgd", metrics=["accuracy"])
-    model.fit(np.zeros((64, 784), "float32"), np.eye(10)[np.arange(64) % 10], epochs=1, batch_size=32,
-              callbacks=run.callbacks, verbose=0)
-    return model, lambda: run.finish(model, 0.5)
-
-
 def test_a_relative_output_dir_in_a_folder_deeper_than_path_max_is_written(tmp_path, monkeypatch, capsys):
     """Run from a folder whose absolute path is longer than PATH_MAX, `--output-dir out` is probed as given,
     so every file must be written as given too (an absolute temporary name would not fit)."""
@@ -255,7 +237,7 @@ def test_a_relative_output_dir_in_a_folder_deeper_than_path_max_is_written(tmp_p
         while len(os.getcwd()) < 4200:
             os.mkdir("d" * 200)
             os.chdir("d" * 200)
-        _, finish = tiny_run(["--output-dir", "out"], monkeypatch)
+        _, finish = run_on_64_images(["--output-dir", "out"], monkeypatch)
         finish()
         assert folder_files("out") == sorted(["mlp-mnist.dot", "mlp-mnist.keras", "mlp-mnist-history.png",
                                               "mlp-mnist.json"])
@@ -283,7 +265,7 @@ def test_disk_full_at_the_save_keeps_the_trained_model(tmp_path, monkeypatch, ca
         return real_save(model, path, *args, **kwargs)
 
     monkeypatch.setattr(keras.Model, "save", save)
-    model, finish = tiny_run(["--output-dir", str(out)], monkeypatch)
+    model, finish = run_on_64_images(["--output-dir", str(out)], monkeypatch)
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
         finish()
@@ -310,7 +292,7 @@ def test_disk_full_at_the_save_and_no_temporary_folder_is_one_line(tmp_path, mon
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
 
     monkeypatch.setattr(keras.Model, "save", save)
-    _, finish = tiny_run(["--output-dir", str(tmp_path / "out")], monkeypatch)
+    _, finish = run_on_64_images(["--output-dir", str(tmp_path / "out")], monkeypatch)
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
         finish()

@@ -9,31 +9,23 @@ import numpy as np
 import pytest
 
 import cnn_mnist
-import mlp_mnist
 import rnn_mnist
 from ch1 import outputs
 from ch1.data import HOW_TO_POINT
-from ch1.run import Run, parse_args
-from tests.support import ROOT
+from tests.support import ROOT, run_on_64_images
 
 
-def tiny_run(tmp_path, capsys):
-    """A Run through its whole life on 64 images (no real training): what it writes and prints."""
-    args = parse_args("", ["--output-dir", str(tmp_path)], epochs=1, batch_size=32)
-    run = Run("mlp-mnist", "1.3.2", args)
-    model = mlp_mnist.build_model()
-    run.plot_model(model)
-    model.compile(loss="categorical_crossentropy", optimizer="sgd", metrics=["accuracy"])
-    model.fit(np.zeros((64, 784), "float32"), np.eye(10)[np.arange(64) % 10], epochs=1, batch_size=32,
-              callbacks=run.callbacks, verbose=0)
+def tiny_run(tmp_path, capsys, monkeypatch):
+    """A Run through its whole life on 64 images (no real training): what it prints as it finishes."""
+    _, finish = run_on_64_images(["--output-dir", str(tmp_path)], monkeypatch)
     capsys.readouterr()
-    run.finish(model, 0.5)
+    finish()
     return capsys.readouterr().out.strip().splitlines()
 
 
 def test_graphviz_missing_writes_dot_goes_on_and_says_so(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(outputs, "graphviz_available", lambda: False)
-    lines = tiny_run(tmp_path, capsys)
+    lines = tiny_run(tmp_path, capsys, monkeypatch)
     assert (tmp_path / "mlp-mnist.dot").exists() and not (tmp_path / "mlp-mnist.png").exists()
     assert "digraph" in (tmp_path / "mlp-mnist.dot").read_text()
     assert lines[-1] == (f"Wrote {tmp_path}/mlp-mnist.dot, {tmp_path}/mlp-mnist.keras, "
