@@ -1,7 +1,7 @@
 """Re-run the chapter's tables (1.3.2 MLP, 1.4.1 CNN, 1.5.1 SimpleRNN) with several seeds.
 
 Every row is built by its listing's own ``build_model`` with that row's settings and
-trained like the listing (ch1/train.py: categorical cross-entropy, batch 128, the row's
+trained like the listing (tools/train.py: categorical cross-entropy, batch 128, the row's
 optimizer with Keras' default settings). Each finished (row, seed) run is appended to a
 JSON-lines record as it ends, so an interrupted sweep resumes where it stopped, a re-run
 skips what is done, and two sweeps on one results folder share the work. From the records
@@ -187,7 +187,7 @@ def parse_args(argv):
     parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
                         help="bfloat16: Keras' mixed_bfloat16 policy (recorded apart)")
     parser.add_argument("--fast", action="store_true",
-                        help="the compiled JAX loop (ch1/train.py); pays only on an accelerator, "
+                        help="the compiled JAX loop (tools/train.py); pays only on an accelerator, "
                         "elsewhere model.fit")
     parser.add_argument("--validation", action="store_true",
                         help="also record test accuracy after every epoch (training unchanged)")

@@ -8,7 +8,7 @@ repeats, one seed each), and the speed-up over plain ``model.fit``. Paths:
 
 - plain:    the book's ``model.fit(x_train, y_train, epochs=..., batch_size=...)`` in float32
 - bfloat16: the same under Keras' mixed_bfloat16 policy
-- fast:     the compiled on-device epoch loop (ch1/train.py); it runs only on an accelerator
+- fast:     the compiled on-device epoch loop (tools/train.py); it runs only on an accelerator
             (JAX on a GPU), elsewhere it says so and is model.fit
 
 The JSON records the CPU model and its speed flags (avx2, avx512f, avx512_bf16, amx_tile) or

@@ -1,4 +1,4 @@
-"""ch1/train.py: the tools' training of one configuration, and its speed options.
+"""tools/train.py: the tools' training of one configuration, and its speed options.
 
 The compiled JAX loop is checked against model.fit in a small program with KERAS_BACKEND=jax
 (a Keras process has one backend).
