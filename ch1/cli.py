@@ -11,6 +11,7 @@ import signal
 import sys
 
 from ch1 import outputs
+from ch1.startup import release_stderr
 
 SEED_MAX = 2**32 - 1  # what NumPy and the backends accept as a seed
 
@@ -161,6 +162,7 @@ def _interrupted(signum, frame):
         except Exception:  # noqa: BLE001 - the command is ending; each cleanup is best effort
             pass
     flush_stdout()
+    release_stderr()  # what the run wrote to stderr so far passes before the process ends
     os.write(2, f"{prog()}: interrupted\n".encode(errors="backslashreplace"))
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)

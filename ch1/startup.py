@@ -6,7 +6,12 @@ AVX-512 or AMX a oneDNN notice (``port.cc ... oneDNN custom operations are on``)
 points call :func:`quiet_startup` once, before ``import keras``; it imports Keras with
 those known lines filtered out and lets anything else through. oneDNN itself stays on
 (turning it off would change the arithmetic). The filter holds whatever the shell sets
-``TF_CPP_MIN_LOG_LEVEL`` to; that level still rules what TensorFlow logs once it has started.
+``TF_CPP_MIN_LOG_LEVEL`` to; that level still rules what TensorFlow logs once it has started,
+but for one line: where the shell lets TensorFlow's errors through (a level of 0 to 2),
+training under ``--seed`` (which makes TensorFlow's ops deterministic) logs a spurious
+``node_def_util.cc ... NodeDef mentions attribute use_unbounded_threadpool`` at error level
+from TensorFlow's own tf.data rewrite. For those shells :class:`_StderrFilter` keeps that one
+line off stderr for the whole run (and :func:`release_stderr` hands stderr back at the end).
 """
 
 import importlib.util
@@ -24,7 +29,14 @@ STARTUP_NOISE = (
     "cpu_feature_guard.cc", "rebuild TensorFlow with the appropriate compiler flags",
 )
 
+# Lines TensorFlow writes to file descriptor 2 at any time, while training (all spurious).
+RUN_NOISE = (
+    # TensorFlow 2.21's deterministic tf.data rewrite copies an attribute MapDataset lacks (harmless).
+    "NodeDef mentions attribute use_unbounded_threadpool which is not in the op definition",
+)
+
 _done = False
+_filter = None
 
 
 def configured_backend():
@@ -41,6 +53,100 @@ def configured_backend():
 
 def is_noise(line):
     return any(noise in line for noise in STARTUP_NOISE)
+
+
+def is_run_noise(line):
+    return any(noise in line for noise in RUN_NOISE)
+
+
+class _StderrFilter:
+    """File descriptor 2 made a pipe whose reader, a thread, writes what it reads to the real stderr
+    but for the lines of :data:`RUN_NOISE`. Lines pass whole, at once (a piece with no newline
+    after 50 ms of quiet); children inherit the pipe and are filtered too. :meth:`release` puts the
+    real stderr back on file descriptor 2 and passes on what the pipe still holds (at exit, and
+    before a signal ends the command). What the pipe holds when the process is killed outright
+    (SIGKILL, a crash) is lost; a crash report from faulthandler goes to the real stderr."""
+
+    def __init__(self):
+        import atexit
+        import faulthandler
+        import threading
+
+        sys.stderr.flush()
+        self._real = os.dup(2)
+        self._read, write = os.pipe()
+        os.dup2(write, 2)
+        os.close(write)
+        self._closing = False
+        self._broken = False
+        if faulthandler.is_enabled():
+            self._crash_file = os.fdopen(os.dup(self._real), "w")
+            faulthandler.enable(file=self._crash_file, all_threads=True)
+        self._thread = threading.Thread(target=self._forward, name="stderr-filter", daemon=True)
+        self._thread.start()
+        atexit.register(self.release)
+
+    def _write(self, data):
+        while data and not self._broken:
+            try:
+                data = data[os.write(self._real, data):]
+            except InterruptedError:
+                continue
+            except OSError:  # the real stderr's reader went away: drop the rest, as _PipeSafe does stdout
+                self._broken = True
+
+    def _forward(self):
+        import select
+
+        pending = b""
+        while True:
+            readable, _, _ = select.select([self._read], [], [], 0.05)
+            if not readable:
+                if pending:
+                    self._write(pending)  # a piece with no newline, quiet since: it is not TensorFlow's
+                    pending = b""
+                if self._closing:
+                    return
+                continue
+            data = os.read(self._read, 65536)
+            if not data:  # every writer closed
+                self._write(pending)
+                return
+            *lines, pending = (pending + data).split(b"\n")
+            kept = [line + b"\n" for line in lines if not is_run_noise(line.decode(errors="replace"))]
+            self._write(b"".join(kept))
+
+    def release(self):
+        """The real stderr back on file descriptor 2, once everything written so far has passed."""
+        if self._closing:
+            return
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(self._real, 2)  # this process no longer writes to the pipe (children may, a while)
+        self._closing = True
+        self._thread.join(timeout=2)
+
+
+def release_stderr():
+    """Hand the real stderr back (see :class:`_StderrFilter`); does nothing where there is no filter.
+    :mod:`ch1.cli` calls it before a signal ends the command (at exit, the filter releases itself)."""
+    if _filter is not None:
+        _filter.release()
+
+
+def _filter_run_noise():
+    """Install :class:`_StderrFilter` where the shell lets TensorFlow's errors through, for the
+    TensorFlow backend (the only one whose training logs the line)."""
+    global _filter
+    try:
+        level = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
+    except ValueError:
+        level = 0  # TensorFlow reads a level it cannot parse as 0: everything
+    if level >= 3 or configured_backend() != "tensorflow" or "tensorflow" not in sys.modules:
+        return
+    _filter = _StderrFilter()
 
 
 def _import_keras():
@@ -127,6 +233,7 @@ def quiet_startup():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "keras" in sys.modules:
         _import_keras()
+        _filter_run_noise()
         return
     sys.stderr.flush()
     saved = os.dup(2)
@@ -141,3 +248,4 @@ def quiet_startup():
             for line in log.read().decode(errors="replace").splitlines(keepends=True):
                 if not is_noise(line):
                     sys.stderr.write(line)
+    _filter_run_noise()

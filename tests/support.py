@@ -64,3 +64,23 @@ def run_on_64_images(argv, monkeypatch):
     model.fit(np.zeros((64, 784), "float32"), np.eye(10)[np.arange(64) % 10], epochs=1, batch_size=32,
               callbacks=run.callbacks, verbose=0)
     return model, lambda: run.finish(model, 0.5)
+
+
+def run_at_once(*commands, timeout=300):
+    """Run ``commands`` (each a dict of subprocess.Popen arguments, ``args`` among them) side by side
+    and return their CompletedProcess, in order: commands that each start TensorFlow (seconds) take
+    the time of one on a machine with a core for each."""
+    import subprocess
+
+    started = [subprocess.Popen(stdout=subprocess.PIPE, stderr=subprocess.PIPE, **command) for command in commands]
+    done = []
+    try:
+        for command, process in zip(commands, started):
+            out, err = process.communicate(timeout=timeout)
+            done.append(subprocess.CompletedProcess(command["args"], process.returncode, out, err))
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    return done

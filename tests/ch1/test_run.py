@@ -1,6 +1,7 @@
 """A listing's run (ch1/run.py): its outputs, the model diagram, bad input in one line, a quiet start."""
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ import cnn_mnist
 import rnn_mnist
 from ch1 import outputs
 from ch1.data import HOW_TO_POINT
-from tests.support import ROOT, run_on_64_images
+from tests.support import ROOT, run_at_once, run_on_64_images
 
 
 def tiny_run(tmp_path, capsys, monkeypatch):
@@ -143,18 +144,30 @@ def run_script(args, cwd, **kwargs):
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd, timeout=300, **kwargs)
 
 
-def test_command_line_bad_input_is_one_quiet_line(tmp_path):
+@pytest.fixture(scope="module")
+def as_a_reader_runs_them(tmp_path_factory):
+    """``python mlp_mnist.py --data <none>`` and ``python cnn_mnist.py --help``, each in a fresh process
+    (side by side): ``(folder, bad input, help)``."""
+    folder = tmp_path_factory.mktemp("commands")
+    bad, help_ = run_at_once(
+        {"args": [sys.executable, os.path.join(ROOT, "mlp_mnist.py"), "--data", str(folder / "none")], "cwd": folder,
+         "text": True},
+        {"args": [sys.executable, os.path.join(ROOT, "cnn_mnist.py"), "--help"], "cwd": folder, "text": True})
+    return folder, bad, help_
+
+
+def test_command_line_bad_input_is_one_quiet_line(as_a_reader_runs_them):
     """As a reader runs it, on any CPU: the only thing on stderr is the error (no TensorFlow start-up
     notices: CUDA probes, or oneDNN's on CPUs with AVX-512 or AMX)."""
-    done = run_script([os.path.join(ROOT, "mlp_mnist.py"), "--data", str(tmp_path / "none")], tmp_path)
+    folder, done, _ = as_a_reader_runs_them
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [f"mlp_mnist.py: error: --data {tmp_path / 'none'}: no such file or folder; "
+    assert done.stderr.strip().splitlines() == [f"mlp_mnist.py: error: --data {folder / 'none'}: no such file or folder; "
                                                 f"{HOW_TO_POINT}"]
     assert done.stdout == ""
 
 
-def test_help_writes_nothing_to_stderr(tmp_path):
-    done = run_script([os.path.join(ROOT, "cnn_mnist.py"), "--help"], tmp_path)
+def test_help_writes_nothing_to_stderr(as_a_reader_runs_them):
+    _, _, done = as_a_reader_runs_them
     assert done.returncode == 0 and done.stderr == "" and "usage: cnn_mnist.py" in done.stdout
 
 
@@ -168,6 +181,36 @@ def test_startup_notices_are_filtered_and_other_lines_kept():
         assert is_noise(line)
     assert not is_noise("mlp_mnist.py: error: --data x: no such file or folder")
     assert not is_noise("Traceback (most recent call last):")
+
+
+NODE_DEF = ("E0000 00:00:1796171917.156656   18847 node_def_util.cc:682] NodeDef mentions attribute "
+            "use_unbounded_threadpool which is not in the op definition: Op<name=MapDataset; ...>")
+FILTERED = """
+import os, signal, sys
+sys.argv[0] = "train.py"
+from ch1 import cli, startup
+cli.Parser("").parse_args([])  # installs the signal handlers, as every command does
+startup._filter = startup._StderrFilter()  # as quiet_startup does where TF_CPP_MIN_LOG_LEVEL is below 3
+noise = sys.argv[1].encode()
+os.write(2, b"kept 1\\n" + noise + b"\\nkept 2\\n")
+os.write(2, noise + b"\\n")
+print("from Python", file=sys.stderr)
+os.write(2, b"no newline")
+if sys.argv[2] == "signal":
+    os.kill(os.getpid(), signal.SIGTERM)
+"""
+
+
+@pytest.mark.parametrize("end", ["exit", "signal"])
+def test_the_spurious_training_line_is_filtered_for_the_whole_run(end, tmp_path):
+    """ch1.startup._StderrFilter: TensorFlow's node_def_util line is dropped wherever it comes; every
+    other byte passes, in order, by the end of the run, whether it exits or a signal ends it."""
+    done = run_script(["-c", FILTERED, NODE_DEF, end], tmp_path, env={**os.environ, "PYTHONPATH": ROOT})
+    expected = "kept 1\nkept 2\nfrom Python\nno newline"
+    if end == "signal":
+        assert done.returncode == -signal.SIGTERM and done.stderr == expected + "train.py: interrupted\n"
+    else:
+        assert done.returncode == 0 and done.stderr == expected
 
 
 def test_importing_ch1_has_no_side_effects(tmp_path):
