@@ -23,8 +23,6 @@ sys.path.insert(0, ROOT)
 
 from ch1 import quiet_startup  # noqa: E402
 
-quiet_startup()  # as the scripts do: TensorFlow's start-up notices stay off the test output
-
 NO_DATA = (
     "no MNIST found for the tests. Point MNIST_DATA at a Keras mnist.npz (or a folder with it or the four "
     "MNIST IDX files), or run `python cnn_mnist.py` once with internet so that Keras caches "
@@ -70,13 +68,13 @@ def _mnist():
     return _FOUND["found"]
 
 
-def pytest_collection_finish(session):
-    """Stop the whole run once, with one message, when no test can find MNIST."""
-    if not session.items:
-        return
+def pytest_sessionstart(session):
+    """Stop the whole run at once, with one message, when no test can find MNIST: before the test
+    files are collected, so before they import Keras (and TensorFlow, seconds of start-up)."""
     path, arrays = _mnist()
     if path is None:
-        pytest.exit(f"{NO_DATA} ({arrays})", returncode=4)
+        raise pytest.UsageError(f"{NO_DATA} ({arrays})")  # one line, "ERROR: ...", exit status 4
+    quiet_startup()  # as the scripts do: TensorFlow's start-up notices stay off the test output
 
 
 @pytest.fixture(scope="session")

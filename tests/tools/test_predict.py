@@ -16,7 +16,7 @@ import rnn_mnist
 from benchmarks import photos
 from tools import digits as prep
 from ch1.data import prepare_images
-from tests.support import ROOT
+from tests.support import ROOT, run_at_once
 
 N_DIGITS = 50
 
@@ -323,16 +323,40 @@ def test_help(capsys):
         assert "".join(expected.split()) in text
 
 
-def test_command_line_prints_only_results_and_error_lines(trained, digits, tmp_path):
+@pytest.fixture(scope="module")
+def as_a_reader_runs_it(trained, digits, tmp_path_factory):
+    """``python predict.py`` twice, side by side, in a fresh process each (each starts TensorFlow):
+    ``(folder, plain, any_locale)``: on seven.png and missing.jpg; and on a file whose name is not
+    UTF-8 (caf\\xe9.png) and a missing one, on a strict UTF-8 stdout."""
+    folder = tmp_path_factory.mktemp("commands")
+    save(digits[0][0], folder / "seven.png")
+    name, missing = os.fsdecode(b"caf\xe9.png"), os.fsdecode(b"gon\xe9.png")
+    save(digits[0][0], folder / name)
+    predict_py = os.path.join(ROOT, "predict.py")
+    plain, any_locale = run_at_once(
+        {"args": [sys.executable, predict_py, "seven.png", "missing.jpg", "--model", trained[1]], "cwd": folder,
+         "text": True},
+        {"args": [sys.executable, predict_py, name, missing, "--model", trained[1]], "cwd": folder,
+         "env": {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "LC_ALL": "C.UTF-8"}})
+    return folder, plain, any_locale
+
+
+def test_command_line_prints_only_results_and_error_lines(trained, as_a_reader_runs_it):
     """As a reader runs it: no TensorFlow chatter, the model's line, one line per file, exit 2 for the missing one."""
-    good = save(digits[0][0], tmp_path / "seven.png")
-    done = subprocess.run([sys.executable, os.path.join(ROOT, "predict.py"), "seven.png", "missing.jpg",
-                           "--model", trained[1]], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    _, done, _ = as_a_reader_runs_it
     assert done.returncode == 2
     assert done.stderr.splitlines() == ["predict.py: error: missing.jpg: no such file"]
     lines = done.stdout.splitlines()
     assert len(lines) == 2 and lines[0].startswith(f"Model: {trained[1]} (Listing 1.4.1, "), lines  # which run, first
-    assert lines[1].startswith("seven.png: ") and lines[1].endswith("%)"), good
+    assert lines[1].startswith("seven.png: ") and lines[1].endswith("%)"), lines
+
+
+def test_file_names_print_in_any_locale(as_a_reader_runs_it):
+    """A file name that is not UTF-8 prints with \\x escapes on a strict UTF-8 stdout, no crash."""
+    _, _, done = as_a_reader_runs_it
+    assert done.returncode == 2
+    assert done.stdout.decode().splitlines()[1].startswith("caf\\xe9.png: 7  (7 ")  # after the model's line
+    assert done.stderr.decode().splitlines() == ["predict.py: error: gon\\xe9.png: no such file"]
 
 
 # --- hostile images: refused in one line, in bounded memory, without hanging ----------------------
@@ -375,59 +399,48 @@ def test_non_finite_pixels_are_background(digits, tmp_path):
     np.testing.assert_array_equal(seen(float_tiff(grey / 255, tmp_path / "unit.tiff")), digits[0][0])  # 0..1 floats
 
 
-# The peak resident memory of reading one image, in MB. Linux keeps ru_maxrss across fork and exec
-# (a child of this large test process would report this process's size), so the peak of the
-# process's own memory (VmHWM) is read where there is one.
-PEAK = """
+# The peak resident memory, in MB, after reading each image in turn in one fresh process. Linux keeps
+# ru_maxrss across fork and exec (a child of this large test process would report this process's
+# size), so the peak of the process's own memory (VmHWM) is read where there is one. A peak only
+# grows: the images go from the smallest limit to the largest, and each peak bounds the reads so far.
+PEAKS = """
 import resource, sys
-sys.path.insert(0, {root!r})
+sys.path.insert(0, sys.argv[1])
 from tools.digits import ImageError, read_image, to_mnist
-try:
-    seen = to_mnist(read_image({path!r})[0])
-    print("read", seen.shape)
-except ImageError as exc:
-    print("refused", exc)
-try:
-    with open("/proc/self/status") as f:
-        print(next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) // 1024)
-except OSError:
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+for path in sys.argv[2:]:
+    try:
+        seen = to_mnist(read_image(path)[0])
+        outcome = f"read {seen.shape}"
+    except ImageError as exc:
+        outcome = f"refused {exc}"
+    try:
+        with open("/proc/self/status") as f:
+            peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) // 1024
+    except OSError:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    print(peak, outcome, flush=True)
 """
 
 
-def peak_mb(path):
-    done = subprocess.run([sys.executable, "-c", PEAK.format(root=ROOT, path=str(path))],
-                          capture_output=True, text=True, timeout=120)
+def peaks_mb(*paths):
+    """``[(outcome, peak MB so far)]``, one for each image read in turn in one fresh process."""
+    done = subprocess.run([sys.executable, "-c", PEAKS, ROOT, *map(str, paths)], capture_output=True, text=True,
+                          timeout=120)
     assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    return lines[0], int(lines[-1])
+    return [(outcome, int(peak)) for peak, outcome in (line.split(" ", 1) for line in done.stdout.splitlines())]
 
 
 def test_large_images_are_read_in_bounded_memory(digits, tmp_path):
     bomb = tmp_path / "bomb.png"
     Image.new("L", (10000, 10000), 255).save(bomb)  # 100 megapixels
-    outcome, peak = peak_mb(bomb)
-    assert outcome.startswith("refused") and "too many pixels" in outcome and peak < 200, (outcome, peak)
-    print(f"bomb.png: peak {peak} MB")
     big = Image.new("RGB", (8000, 6000), (235, 235, 230))  # 48 megapixels, under the limit: read
     big.paste(Image.fromarray(255 - scaled(digits[0][0], (3000, 3000))).convert("RGB"), (2500, 1500))
     big.save(tmp_path / "big.png")
     big.save(tmp_path / "big.jpg", quality=90)
     del big
-    for name, limit in (("big.png", 400), ("big.jpg", 200)):
-        outcome, peak = peak_mb(tmp_path / name)
+    (bomb_outcome, bomb_peak), *reads = peaks_mb(bomb, tmp_path / "big.jpg", tmp_path / "big.png")
+    assert bomb_outcome.startswith("refused") and "too many pixels" in bomb_outcome and bomb_peak < 200, bomb_outcome
+    print(f"bomb.png: peak {bomb_peak} MB")
+    for name, limit, (outcome, peak) in zip(("big.jpg", "big.png"), (200, 400), reads):
         assert outcome == "read (28, 28)" and peak < limit, (name, outcome, peak)
-        print(f"{name}: peak {peak} MB")
-
-
-def test_file_names_print_in_any_locale(trained, digits, tmp_path):
-    """A file name that is not UTF-8 prints with \\x escapes on a strict UTF-8 stdout, no crash."""
-    name = os.fsdecode(b"caf\xe9.png")
-    save(digits[0][0], tmp_path / name)
-    missing = os.fsdecode(b"gon\xe9.png")
-    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "LC_ALL": "C.UTF-8"}
-    done = subprocess.run([sys.executable, os.path.join(ROOT, "predict.py"), name, missing, "--model", trained[1]],
-                          capture_output=True, cwd=tmp_path, env=env, timeout=300)
-    assert done.returncode == 2
-    assert done.stdout.decode().splitlines()[1].startswith("caf\\xe9.png: 7  (7 ")  # after the model's line
-    assert done.stderr.decode().splitlines() == ["predict.py: error: gon\\xe9.png: no such file"]
+        print(f"{name}: peak {peak} MB (with the reads before it)")

@@ -3,7 +3,9 @@ shards, merge, records keyed by what changes the numbers, bad records, claims, a
 or flags that cannot be used, refused before any training. (Claims under several processes at once,
 and crafted records, without Keras: tests/tools/test_records_faults.py.)"""
 
+import contextlib
 import csv
+import io
 import json
 import os
 
@@ -38,17 +40,30 @@ def argv_for(folder, *extra):
     return ["--smoke", "--seeds", "1", "--results-dir", str(folder), "--report", str(folder / "R.md"), *extra]
 
 
+MLP_ROWS = ["--table", "1.3.2", "--row", "16", "--row", "2"]  # row 16 is Listing 1.3.2
+
+
+@pytest.fixture(scope="module")
+def one_process_sweep(mnist_npz, tmp_path_factory):
+    """A real smoke sweep of two MLP rows in this process: ``(records by trial, what it printed)``."""
+    folder = tmp_path_factory.mktemp("one")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        reproduce.main(argv_for(folder, "--data", mnist_npz, *MLP_ROWS))
+    return dict(records.each_record(str(folder))), out.getvalue()
+
+
 @pytest.mark.backend
-def test_a_real_sweep_row_is_its_listing(mnist_npz, tmp_path, capsys):
+def test_a_real_sweep_row_is_its_listing(one_process_sweep, smoke_runs):
     """Table 1.3.2 row 16 is Listing 1.3.2: the sweep's trial gives exactly the script's numbers."""
-    reproduce.main(argv_for(tmp_path, "--data", mnist_npz, "--table", "1.3.2", "--row", "16", "--row", "1"))
-    record = next(r for t, r in records.each_record(str(tmp_path)) if t.row == 16)  # the whole record
-    script = mlp_mnist.main(["--smoke", "--data", mnist_npz, "--output-dir", str(tmp_path / "script")])
+    found, printed = one_process_sweep
+    record = next(r for t, r in found.items() if t.row == 16)  # the whole record
+    script = smoke_runs("mlp_mnist").results  # python mlp_mnist.py --smoke, seed 0 as the sweep's
     assert record["test_accuracy"] == script["test_accuracy"]
     assert record["history"]["accuracy"][-1] == pytest.approx(script["train_accuracy"], abs=1e-5)
     assert record["params"] == 269_322 and record["backend"] == keras.backend.backend()
     assert record["cpu_flags"] is not None and record["versions"]["keras"] == keras.__version__
-    assert "Table 1.3.2 row 16 (256-256-256 Dropout(0.45) Adam Yes) seed 0: test" in capsys.readouterr().out
+    assert "Table 1.3.2 row 16 (256-256-256 Dropout(0.45) Adam Yes) seed 0: test" in printed
 
 
 def test_listing_rows_build_the_listings_models():
@@ -348,14 +363,13 @@ def test_committed_results_are_generated_from_the_committed_records(tmp_path, mo
             assert (tmp_path / "results" / name).read_text() == open(os.path.join(ROOT, "results", name)).read()
 
 
-def test_workers_keep_the_mlps_numbers(mnist_npz, tmp_path):
+def test_workers_keep_the_mlps_numbers(one_process_sweep, mnist_npz, tmp_path):
     """For the MLP, two worker processes (one thread each) give the numbers one process on both cores
     gives. (Not so for the CNN: its convolutions sum in another order with one thread than with two,
     which moves the last digits; benchmarks/bench_sweep.py shows by how much.)"""
-    common = ["--data", mnist_npz, "--table", "1.3.2", "--row", "16", "--row", "2"]
-    reproduce.main(argv_for(tmp_path / "one", *common))
-    reproduce.main(argv_for(tmp_path / "two", *common, "--workers", "2"))
-    one, two = (dict(records.each_record(str(tmp_path / name))) for name in ("one", "two"))
+    one = one_process_sweep[0]
+    reproduce.main(argv_for(tmp_path, "--data", mnist_npz, *MLP_ROWS, "--workers", "2"))
+    two = dict(records.each_record(str(tmp_path)))
     assert set(one) == set(two) and len(one) == 2
     for trial in one:
         assert one[trial]["test_accuracy"] == two[trial]["test_accuracy"], trial

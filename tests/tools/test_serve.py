@@ -12,6 +12,7 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -186,7 +187,7 @@ def test_missing_or_bad_content_length(server):
 
 @pytest.mark.parametrize("path", ["/nope", "/predict/x", "/web/app.js", "/../README.md", "/%2e%2e/predict.py",
                                   "/..%2fREADME.md", "/index.html/../../predict.py", "//etc/passwd",
-                                  "/app.js/..", "/ch1/serve.py", "/.git/config"])
+                                  "/app.js/..", "/tools/serve.py", "/.git/config"])
 def test_unknown_paths_and_traversal_get_404(server, path):
     status, answer = server.request("GET", path)
     assert status == 404 and "no such page" in answer["error"]
@@ -255,31 +256,40 @@ def test_serve_flags_checked_before_anything(capsys, tmp_path):
 
 
 def test_serve_command_port_in_use_and_ctrl_c(tmp_path):
-    """As a reader runs it: one line with the address, a busy port refused in one line, Ctrl-C one line."""
+    """As a reader runs it: one line with the address, a busy port refused in one line, Ctrl-C one line.
+    (The two commands run side by side: each starts TensorFlow, seconds.)"""
     keras.utils.set_random_seed(0)
     model = str(tmp_path / "mlp.keras")
     mlp_mnist.build_model().save(model)
-    command = [sys.executable, os.path.join(ROOT, "predict.py"), "--serve", "--model", model, "--port", "0"]
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    try:
-        line = first.stdout.readline().strip()
-        assert line.startswith(f"Serving {model} (no mlp.json beside it: which run made it is unknown) "
-                               "on http://127.0.0.1:") and line.endswith("/ (Ctrl-C to stop)"), line
-        port = int(line.split(":")[-1].split("/")[0])
-        assert port > 0
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        conn.request("GET", "/")
-        assert conn.getresponse().status == 200
-        conn.close()
-        busy = subprocess.run(command[:-1] + [str(port)], capture_output=True, text=True, timeout=300)
-        assert busy.returncode == 2 and busy.stdout == ""
-        assert busy.stderr.splitlines() == [f"predict.py: error: --host 127.0.0.1 --port {port}: "
-                                            "cannot listen there (in use)"]
-        first.send_signal(signal.SIGINT)
-        out, err = first.communicate(timeout=60)
-        assert first.returncode in (130, -signal.SIGINT) and out == ""
-        assert err.splitlines() == ["predict.py: interrupted"]
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.communicate()
+    command = [sys.executable, os.path.join(ROOT, "predict.py"), "--serve", "--model", model, "--port"]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy_port = taken.getsockname()[1]
+        first = subprocess.Popen(command + ["0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 cwd=tmp_path)
+        busy = subprocess.Popen(command + [str(busy_port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=tmp_path)
+        try:
+            line = first.stdout.readline().strip()
+            assert line.startswith(f"Serving {model} (no mlp.json beside it: which run made it is unknown) "
+                                   "on http://127.0.0.1:") and line.endswith("/ (Ctrl-C to stop)"), line
+            port = int(line.split(":")[-1].split("/")[0])
+            assert port > 0
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            conn.request("GET", "/")
+            assert conn.getresponse().status == 200
+            conn.close()
+            out, err = busy.communicate(timeout=300)
+            assert busy.returncode == 2 and out == ""
+            assert err.splitlines() == [f"predict.py: error: --host 127.0.0.1 --port {busy_port}: "
+                                        "cannot listen there (in use)"]
+            first.send_signal(signal.SIGINT)
+            out, err = first.communicate(timeout=60)
+            assert first.returncode in (130, -signal.SIGINT) and out == ""
+            assert err.splitlines() == ["predict.py: interrupted"]
+        finally:
+            for run in (first, busy):
+                if run.poll() is None:
+                    run.kill()
+                    run.communicate()
