@@ -158,7 +158,7 @@ VARIANTS = Table("cnn-variants", "Listing 1.4.1's model, one change each", "cnn_
     Row({"variant": "AveragePooling2D", "change": "AveragePooling2D(2) in place of each MaxPooling2D(2)"},
         "adam", {}, variant="average-pooling"),
     Row({"variant": "strided Conv2D", "change": "strides=2 on the Conv2D before each pooling layer, "
-         "which goes"}, "adam", {}, variant="strided"),
+         "and no pooling layer"}, "adam", {}, variant="strided"),
     Row({"variant": "padding='same'", "change": "padding='same' on every Conv2D"}, "adam", {}, variant="same"),
     Row({"variant": "BatchNormalization", "change": "each Conv2D without activation, then "
          "BatchNormalization, then Activation('relu')"}, "adam", {}, variant="batch-norm"),
