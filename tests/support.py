@@ -65,22 +65,3 @@ def run_on_64_images(argv, monkeypatch):
               callbacks=run.callbacks, verbose=0)
     return model, lambda: run.finish(model, 0.5)
 
-
-def run_at_once(*commands, timeout=300):
-    """Run ``commands`` (each a dict of subprocess.Popen arguments, ``args`` among them) side by side
-    and return their CompletedProcess, in order: commands that each start TensorFlow (seconds) take
-    the time of one on a machine with a core for each."""
-    import subprocess
-
-    started = [subprocess.Popen(stdout=subprocess.PIPE, stderr=subprocess.PIPE, **command) for command in commands]
-    done = []
-    try:
-        for command, process in zip(commands, started):
-            out, err = process.communicate(timeout=timeout)
-            done.append(subprocess.CompletedProcess(command["args"], process.returncode, out, err))
-    finally:
-        for process in started:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
-    return done

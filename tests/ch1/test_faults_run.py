@@ -131,6 +131,8 @@ def test_a_closed_stdout_ends_nothing(commands):
 
 
 def test_a_closed_stdout_and_bad_input_is_one_line(commands):
+    """As a reader runs it, on any CPU: the only thing on stderr is the error (no TensorFlow start-up
+    notices: CUDA probes, or oneDNN's on CPUs with AVX-512 or AMX), and a closed stdout changes nothing."""
     done = commands.closed_bad
     assert done.returncode == 2
     assert done.stderr == f"mlp_mnist.py: error: --data {commands.root / 'nope'}: no such file or folder; {HOW_TO_POINT}\n"

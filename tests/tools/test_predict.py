@@ -16,7 +16,7 @@ import rnn_mnist
 from benchmarks import photos
 from tools import digits as prep
 from ch1.data import prepare_images
-from tests.support import ROOT, run_at_once
+from tests.support import ROOT
 
 N_DIGITS = 50
 
@@ -325,38 +325,31 @@ def test_help(capsys):
 
 @pytest.fixture(scope="module")
 def as_a_reader_runs_it(trained, digits, tmp_path_factory):
-    """``python predict.py`` twice, side by side, in a fresh process each (each starts TensorFlow):
-    ``(folder, plain, any_locale)``: on seven.png and missing.jpg; and on a file whose name is not
-    UTF-8 (caf\\xe9.png) and a missing one, on a strict UTF-8 stdout."""
-    folder = tmp_path_factory.mktemp("commands")
-    save(digits[0][0], folder / "seven.png")
+    """``python predict.py seven.png caf\\xe9.png missing.jpg gon\\xe9.png`` in a fresh process, as a
+    reader runs it, on a strict UTF-8 stdout: two of the names are not UTF-8, two files are missing."""
+    folder = tmp_path_factory.mktemp("command")
     name, missing = os.fsdecode(b"caf\xe9.png"), os.fsdecode(b"gon\xe9.png")
-    save(digits[0][0], folder / name)
-    predict_py = os.path.join(ROOT, "predict.py")
-    plain, any_locale = run_at_once(
-        {"args": [sys.executable, predict_py, "seven.png", "missing.jpg", "--model", trained[1]], "cwd": folder,
-         "text": True},
-        {"args": [sys.executable, predict_py, name, missing, "--model", trained[1]], "cwd": folder,
-         "env": {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "LC_ALL": "C.UTF-8"}})
-    return folder, plain, any_locale
+    for image in ("seven.png", name):
+        save(digits[0][0], folder / image)
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "LC_ALL": "C.UTF-8"}
+    return subprocess.run([sys.executable, os.path.join(ROOT, "predict.py"), "seven.png", name, "missing.jpg", missing,
+                           "--model", trained[1]], capture_output=True, cwd=folder, env=env, timeout=300)
 
 
 def test_command_line_prints_only_results_and_error_lines(trained, as_a_reader_runs_it):
-    """As a reader runs it: no TensorFlow chatter, the model's line, one line per file, exit 2 for the missing one."""
-    _, done, _ = as_a_reader_runs_it
+    """As a reader runs it: no TensorFlow chatter, the model's line, one line per file, exit 2 for the missing ones."""
+    done = as_a_reader_runs_it
     assert done.returncode == 2
-    assert done.stderr.splitlines() == ["predict.py: error: missing.jpg: no such file"]
-    lines = done.stdout.splitlines()
-    assert len(lines) == 2 and lines[0].startswith(f"Model: {trained[1]} (Listing 1.4.1, "), lines  # which run, first
+    assert done.stderr.decode().splitlines() == ["predict.py: error: missing.jpg: no such file",
+                                                 "predict.py: error: gon\\xe9.png: no such file"]
+    lines = done.stdout.decode().splitlines()
+    assert len(lines) == 3 and lines[0].startswith(f"Model: {trained[1]} (Listing 1.4.1, "), lines  # which run, first
     assert lines[1].startswith("seven.png: ") and lines[1].endswith("%)"), lines
 
 
 def test_file_names_print_in_any_locale(as_a_reader_runs_it):
     """A file name that is not UTF-8 prints with \\x escapes on a strict UTF-8 stdout, no crash."""
-    _, _, done = as_a_reader_runs_it
-    assert done.returncode == 2
-    assert done.stdout.decode().splitlines()[1].startswith("caf\\xe9.png: 7  (7 ")  # after the model's line
-    assert done.stderr.decode().splitlines() == ["predict.py: error: gon\\xe9.png: no such file"]
+    assert as_a_reader_runs_it.stdout.decode().splitlines()[2].startswith("caf\\xe9.png: 7  (7 ")
 
 
 # --- hostile images: refused in one line, in bounded memory, without hanging ----------------------

@@ -255,41 +255,41 @@ def test_serve_flags_checked_before_anything(capsys, tmp_path):
         assert exit_.value.code == 2 and len(err) == 1 and expected in err[0], err
 
 
-def test_serve_command_port_in_use_and_ctrl_c(tmp_path):
-    """As a reader runs it: one line with the address, a busy port refused in one line, Ctrl-C one line.
-    (The two commands run side by side: each starts TensorFlow, seconds.)"""
-    keras.utils.set_random_seed(0)
-    model = str(tmp_path / "mlp.keras")
-    mlp_mnist.build_model().save(model)
-    command = [sys.executable, os.path.join(ROOT, "predict.py"), "--serve", "--model", model, "--port"]
+def test_a_busy_port_is_refused_in_one_line(tiny_model, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["predict.py"])
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        busy_port = taken.getsockname()[1]
-        first = subprocess.Popen(command + ["0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                 cwd=tmp_path)
-        busy = subprocess.Popen(command + [str(busy_port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                cwd=tmp_path)
-        try:
-            line = first.stdout.readline().strip()
-            assert line.startswith(f"Serving {model} (no mlp.json beside it: which run made it is unknown) "
-                                   "on http://127.0.0.1:") and line.endswith("/ (Ctrl-C to stop)"), line
-            port = int(line.split(":")[-1].split("/")[0])
-            assert port > 0
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            conn.request("GET", "/")
-            assert conn.getresponse().status == 200
-            conn.close()
-            out, err = busy.communicate(timeout=300)
-            assert busy.returncode == 2 and out == ""
-            assert err.splitlines() == [f"predict.py: error: --host 127.0.0.1 --port {busy_port}: "
-                                        "cannot listen there (in use)"]
-            first.send_signal(signal.SIGINT)
-            out, err = first.communicate(timeout=60)
-            assert first.returncode in (130, -signal.SIGINT) and out == ""
-            assert err.splitlines() == ["predict.py: interrupted"]
-        finally:
-            for run in (first, busy):
-                if run.poll() is None:
-                    run.kill()
-                    run.communicate()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as exit_:
+            predict.main(["--serve", "--model", tiny_model, "--port", str(port)])
+    captured = capsys.readouterr()
+    assert exit_.value.code == 2 and captured.out == ""
+    assert captured.err.splitlines() == [f"predict.py: error: --host 127.0.0.1 --port {port}: cannot listen there (in use)"]
+
+
+def test_serve_command_and_ctrl_c(tmp_path):
+    """As a reader runs it: one line with the address, the page served, Ctrl-C one line."""
+    keras.utils.set_random_seed(0)
+    model = str(tmp_path / "mlp.keras")
+    mlp_mnist.build_model().save(model)
+    command = [sys.executable, os.path.join(ROOT, "predict.py"), "--serve", "--model", model, "--port", "0"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        line = first.stdout.readline().strip()
+        assert line.startswith(f"Serving {model} (no mlp.json beside it: which run made it is unknown) "
+                               "on http://127.0.0.1:") and line.endswith("/ (Ctrl-C to stop)"), line
+        port = int(line.split(":")[-1].split("/")[0])
+        assert port > 0
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("GET", "/")
+        assert conn.getresponse().status == 200
+        conn.close()
+        first.send_signal(signal.SIGINT)
+        out, err = first.communicate(timeout=60)
+        assert first.returncode in (130, -signal.SIGINT) and out == ""
+        assert err.splitlines() == ["predict.py: interrupted"]
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
