@@ -268,6 +268,24 @@ CLAIMS = (
 )
 
 
+def machines(found):
+    """The devices named by the records behind claims 1 to 3's seconds (the variants and Listing 1.4.1's
+    own row at Table 1.4.1's budget), in the order first met."""
+    devices = []
+    for trial, record in found.items():
+        if ((trial.table == VARIANTS.id or (trial.table, trial.row) == BOOK) and not trial.smoke
+                and trial.epochs == TABLES["1.4.1"].epochs and record.get("device") not in devices):
+            devices.append(record.get("device"))
+    return [device for device in devices if device]
+
+
+def _where(found):
+    devices = machines(found)
+    if not devices:
+        return "on the machine each records"
+    return f"on {'the machine' if len(devices) == 1 else 'the machines'} the records name ({'; '.join(devices)})"
+
+
 def section(found, level=2, figures="docs/figures"):
     """The report's section "What the chapter says, measured" (RESULTS.md; the chapter page, one level
     down), with links to its figures in ``figures``."""
@@ -278,8 +296,8 @@ def section(found, level=2, figures="docs/figures"):
              f"(`tools/tables.py`'s `VARIANTS`), at Table 1.4.1's budget: Adam, batch {BATCH_SIZE}, "
              f"{TABLES['1.4.1'].epochs} epochs, {SEEDS} seeds (0, 1, 2); mean ± sample std over the seeds. A "
              "difference counts as measurable when it is larger than the two settings' spreads together. "
-             "Seconds per epoch are wall-clock as each run recorded them, on a shared 2-core machine with other "
-             "work beside it and at different times: they are no speed measurement. The runs:\n",
+             f"Seconds per epoch are wall-clock as each run recorded them, {_where(found)}, shared with other "
+             "work and at different times: they are no speed measurement. The runs:\n",
              "```bash", *COMMANDS, "python reproduce.py --merge    # this section and its figures", "```\n"]
     for key, title, text in CLAIMS:
         claim = claims[key]

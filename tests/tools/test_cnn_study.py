@@ -111,3 +111,13 @@ def test_the_committed_conclusions_follow_from_the_committed_records():
     beaten = sum(p[3] > best_mlp for p in points if p[0] == "CNN")
     assert f"{beaten} of the {sum(p[0] == 'CNN' for p in points)} CNN rows beat the best MLP row" in \
         claims["cnn-vs-mlp"]["conclusion"]
+
+
+def test_the_seconds_name_the_machines_they_ran_on():
+    found = found_with({(*BOOK, None): [99.2, 99.3, 99.4], (*AVERAGE, None): [99.1, 99.2, 99.3],
+                        ("1.3.2", 16, None): [98.0, 98.1, 98.2]})
+    for (trial, rec), device in zip(found.items(), ["CPU: A", "CPU: B", "CPU: A", "CPU: C", "CPU: A", "CPU: A",
+                                                     "CPU: MLP", "CPU: MLP", "CPU: MLP"]):
+        rec["device"] = device
+    assert cnn_study.machines(found) == ["CPU: A", "CPU: B", "CPU: C"]  # the MLP's runs show no seconds here
+    assert "on the machines the records name (CPU: A; CPU: B; CPU: C), shared" in cnn_study.section(found)
