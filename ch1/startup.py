@@ -96,6 +96,13 @@ class _StderrFilter:
                 self._broken = True
 
     def _forward(self):
+        try:
+            self._filter_lines()
+        except BaseException:  # never swallow stderr: hand the real one back to the process
+            os.dup2(self._real, 2)
+            raise
+
+    def _filter_lines(self):
         import select
 
         pending = b""
@@ -122,7 +129,7 @@ class _StderrFilter:
             return
         try:
             sys.stderr.flush()
-        except (OSError, ValueError):
+        except Exception:  # noqa: BLE001 - a stderr closed or replaced: nothing to flush
             pass
         os.dup2(self._real, 2)  # this process no longer writes to the pipe (children may, a while)
         self._closing = True
@@ -138,14 +145,14 @@ def release_stderr():
 
 def _filter_run_noise():
     """Install :class:`_StderrFilter` where the shell lets TensorFlow's errors through, for the
-    TensorFlow backend (the only one whose training logs the line)."""
+    TensorFlow backend (the only one whose training logs the line), on POSIX systems."""
     global _filter
     try:
         level = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
     except ValueError:
         level = 0  # TensorFlow reads a level it cannot parse as 0: everything
-    if level >= 3 or configured_backend() != "tensorflow" or "tensorflow" not in sys.modules:
-        return
+    if level >= 3 or os.name != "posix" or configured_backend() != "tensorflow" or "tensorflow" not in sys.modules:
+        return  # (select() reads no pipe on Windows)
     _filter = _StderrFilter()
 
 
