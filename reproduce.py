@@ -237,6 +237,8 @@ def main(argv=None):
                  f"it points to)")
     ensure_output_dir(args.results_dir, "--results-dir")
     writable_output_file(args.report, "--report")
+    if figure:
+        ensure_output_dir(os.path.dirname(figure), "--report")  # the report's figures, beside it
     found = records.read_records(args.results_dir)
     if not args.merge:
         sweep(args, found)

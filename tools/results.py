@@ -117,8 +117,9 @@ def write_reports(records, results_dir, report_path, seeds, smoke=False, command
         study = sgd_study.budget_study(records)
         sections.append(sgd_study.section(study, sgd_study.same_optimizer_elsewhere(records)))
         sections.append(cnn_study.section(records))
+        if figure:
+            os.makedirs(os.path.dirname(os.path.abspath(figure)), exist_ok=True)  # both studies' figures
         if figure and any(line["n"] for found in study.values() for line in found["lines"][1:]):
-            os.makedirs(os.path.dirname(os.path.abspath(figure)), exist_ok=True)
             sgd_study.figure(study, figure)
         if figure:
             cnn_study.write_figures(records, os.path.dirname(os.path.abspath(figure)))

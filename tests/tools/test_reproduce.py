@@ -473,3 +473,18 @@ def test_the_readmes_reading_of_the_sgd_rows_holds_for_the_committed_records():
     assert cnn["match_epochs"] and min(e for e in cnn["match_epochs"] if e) > TABLES["1.4.1"].epochs
     assert "goes past the book with learning rate 0.1" in cnn["conclusion"]
     assert "goes past the book with batch 32" in cnn["conclusion"]
+
+
+def test_the_cnn_studys_figures_go_beside_any_report(tmp_path):
+    """A sweep of the CNN study alone, reported elsewhere (--report other/R.md): its figures are written
+    under other/docs/figures/, made for them, as RESULTS.md's are under docs/figures/."""
+    (tmp_path / "results").mkdir()
+    with open(os.path.join(ROOT, "results", "records.jsonl")) as f:
+        study = [line for line in f if json.loads(line)["table"] == "cnn-variants"]
+    (tmp_path / "results" / "records.jsonl").write_text("".join(study))
+    (tmp_path / "other").mkdir()
+    report = tmp_path / "other" / "R.md"
+    reproduce.main(["--merge", "--results-dir", str(tmp_path / "results"), "--report", str(report)])
+    assert sorted(os.listdir(tmp_path / "other" / "docs" / "figures")) == ["cnn-against-mlp.png", "cnn-learning-rates.png"]
+    assert "![train and test accuracy per epoch at each learning rate](docs/figures/cnn-learning-rates.png)" in \
+        report.read_text()
