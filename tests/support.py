@@ -64,4 +64,3 @@ def run_on_64_images(argv, monkeypatch):
     model.fit(np.zeros((64, 784), "float32"), np.eye(10)[np.arange(64) % 10], epochs=1, batch_size=32,
               callbacks=run.callbacks, verbose=0)
     return model, lambda: run.finish(model, 0.5)
-

@@ -273,10 +273,11 @@ def machines(found):
     own row at Table 1.4.1's budget), in the order first met."""
     devices = []
     for trial, record in found.items():
+        device = record.get("device")
         if ((trial.table == VARIANTS.id or (trial.table, trial.row) == BOOK) and not trial.smoke
-                and trial.epochs == TABLES["1.4.1"].epochs and record.get("device") not in devices):
-            devices.append(record.get("device"))
-    return [device for device in devices if device]
+                and trial.epochs == TABLES["1.4.1"].epochs and device and device not in devices):
+            devices.append(device)
+    return devices
 
 
 def _where(found):

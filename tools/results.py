@@ -118,11 +118,11 @@ def write_reports(records, results_dir, report_path, seeds, smoke=False, command
         sections.append(sgd_study.section(study, sgd_study.same_optimizer_elsewhere(records)))
         sections.append(cnn_study.section(records))
         if figure:
-            os.makedirs(os.path.dirname(os.path.abspath(figure)), exist_ok=True)  # both studies' figures
-        if figure and any(line["n"] for found in study.values() for line in found["lines"][1:]):
-            sgd_study.figure(study, figure)
-        if figure:
-            cnn_study.write_figures(records, os.path.dirname(os.path.abspath(figure)))
+            figures = os.path.dirname(os.path.abspath(figure))
+            os.makedirs(figures, exist_ok=True)  # both studies' figures
+            if any(line["n"] for found in study.values() for line in found["lines"][1:]):
+                sgd_study.figure(study, figure)
+            cnn_study.write_figures(records, figures)
     others = other_budgets(records, smoke)
     if others:
         sections.append("## Other budgets\n\nRuns recorded with settings other than the book's "
