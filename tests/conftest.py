@@ -77,6 +77,26 @@ def pytest_sessionstart(session):
     quiet_startup()  # as the scripts do: TensorFlow's start-up notices stay off the test output
 
 
+def pytest_collection_modifyitems(items):
+    """The tests marked ``fresh`` last, in their order: their cases run meanwhile (tests/background.py)."""
+    items.sort(key=lambda item: item.get_closest_marker("fresh") is not None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fresh_cases(request, tmp_path_factory):
+    """The cases of the selected ``fresh`` tests, started beside the suite (tests/background.py)."""
+    from tests import background
+
+    cases = []
+    for item in request.session.items:
+        for marker in item.iter_markers("fresh"):
+            cases += [case for case in marker.args if case not in cases]
+    npz = request.getfixturevalue("mnist_npz") if cases else None
+    background.start(cases, str(tmp_path_factory.mktemp("fresh")), npz)
+    yield
+    background.stop()
+
+
 @pytest.fixture(scope="session")
 def mnist_source():
     """What the tests use for ``--data``: the npz, or a folder of IDX files, as found."""

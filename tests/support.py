@@ -1,8 +1,10 @@
-"""What several test files share: the project's root, and the one writer of IDX files."""
+"""What several test files share: the project's root, the one writer of IDX files, an untrained model."""
 
 import gzip
 import os
 import struct
+import subprocess
+import sys
 
 import numpy as np
 
@@ -64,3 +66,24 @@ def run_on_64_images(argv, monkeypatch):
     model.fit(np.zeros((64, 784), "float32"), np.eye(10)[np.arange(64) % 10], epochs=1, batch_size=32,
               callbacks=run.callbacks, verbose=0)
     return model, lambda: run.finish(model, 0.5)
+
+
+UNTRAINED_MLP = """
+import sys
+from ch1 import quiet_startup
+quiet_startup()
+import keras
+import mlp_mnist
+keras.utils.set_random_seed(0)
+mlp_mnist.build_model().save(sys.argv[1])
+"""
+
+
+def untrained_mlp(folder, npz):
+    """The listing's MLP, untrained, saved by a fresh process (a case, tests/background.py, for the cases
+    that need a model file): its path. Refusals and signals happen before its weights matter."""
+    path = os.path.join(folder, "mlp.keras")
+    done = subprocess.run([sys.executable, "-c", UNTRAINED_MLP, path], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": ROOT}, timeout=300)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    return path

@@ -25,6 +25,7 @@ import pytest
 from ch1.cli import Parser
 from ch1.data import HOW_TO_POINT, IDX_FILES, DataError, load_mnist
 from ch1.outputs import graphviz_available
+from tests import background
 from tests.support import ROOT, run_on_64_images, small_arrays, write_idx_folder
 
 SCRIPT = os.path.join(ROOT, "mlp_mnist.py")
@@ -41,18 +42,17 @@ def folder_files(folder):
 # --- as a command: the listing run by `python mlp_mnist.py --smoke` ------------------------------
 
 
-@pytest.fixture(scope="module")
-def commands(tmp_path_factory, mnist_npz):
-    """Three runs of the listing as commands, side by side (each starts TensorFlow: seconds):
+def mlp_commands(root, npz):
+    """Three runs of the listing as commands, side by side (each starts TensorFlow: seconds), in ``root``:
     - ``cut_short``: ``MNIST_DATA=<folder holding mnist.npz> python mlp_mnist.py --smoke --output-dir out
       | head -c 100``, with a full run's files already in out/, in the default environment
       (TF_CPP_MIN_LOG_LEVEL unset);
     - ``closed``: ``TF_CPP_MIN_LOG_LEVEL=0 python mlp_mnist.py --smoke --data <npz> --output-dir closed >&-``
       (a shell that lets all of TensorFlow's log through);
-    - ``closed_bad``: ``python mlp_mnist.py --data <none> >&-``."""
-    root = tmp_path_factory.mktemp("commands")
+    - ``closed_bad``: ``python mlp_mnist.py --data <none> >&-``.
+    A case (tests/background.py): the tests marked with it run last, the three commands meanwhile."""
     (root / "data").mkdir()
-    os.symlink(mnist_npz, root / "data" / "mnist.npz")
+    os.symlink(npz, root / "data" / "mnist.npz")
     out = root / "out"
     out.mkdir()
     full_run = {name: f"the full run's {name}\n".encode() for name in FULL_RUN}
@@ -62,7 +62,7 @@ def commands(tmp_path_factory, mnist_npz):
     env["MNIST_DATA"] = str(root / "data")
     cut = subprocess.Popen([sys.executable, SCRIPT, "--smoke", "--output-dir", str(out)], cwd=root, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    closed = subprocess.Popen([*CLOSED_STDOUT, sys.executable, SCRIPT, "--smoke", "--data", mnist_npz,
+    closed = subprocess.Popen([*CLOSED_STDOUT, sys.executable, SCRIPT, "--smoke", "--data", npz,
                                "--output-dir", str(root / "closed")], cwd=root, stderr=subprocess.PIPE, text=True,
                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
     closed_bad = subprocess.Popen([*CLOSED_STDOUT, sys.executable, SCRIPT, "--data", str(root / "nope")], cwd=root,
@@ -85,11 +85,17 @@ def commands(tmp_path_factory, mnist_npz):
     return types.SimpleNamespace(root=root, cut_short=cut_short, **done)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture()
+def commands():
+    return background.result(mlp_commands)
+
+
+@pytest.fixture()
 def cut_short(commands):
     return commands.cut_short
 
 
+@background.fresh(mlp_commands)
 def test_a_reader_that_goes_away_ends_nothing(cut_short):
     """`| head -c 100`: the run goes on to the end, writes every output, and says nothing about the pipe."""
     assert cut_short.head.startswith(b'Model: "sequential"') and len(cut_short.head) == 100  # the pipe broke mid-run
@@ -98,12 +104,14 @@ def test_a_reader_that_goes_away_ends_nothing(cut_short):
     assert cut_short.stderr == ""  # no Traceback, no BrokenPipeError, no "Exception ignored"
 
 
+@background.fresh(mlp_commands)
 def test_mnist_data_may_name_a_folder_holding_mnist_npz(cut_short):
     assert cut_short.code == 0, cut_short.stderr
     results = json.loads((cut_short.out / "smoke" / "mlp-mnist.json").read_text())
     assert results["data"] == str(cut_short.data) and results["smoke"] and results["test_accuracy"] > 0.5
 
 
+@background.fresh(mlp_commands)
 def test_a_smoke_run_leaves_a_full_runs_files_alone(cut_short):
     assert cut_short.code == 0, cut_short.stderr
     assert folder_files(cut_short.out) == sorted([*FULL_RUN, "smoke"])
@@ -119,6 +127,7 @@ def test_the_shell_wrapper_closes_stdout(tmp_path):
     assert done.stderr == "None"
 
 
+@background.fresh(mlp_commands)
 def test_a_closed_stdout_ends_nothing(commands):
     """`python mlp_mnist.py --smoke >&-`: the run ends normally and writes every output; and with
     TF_CPP_MIN_LOG_LEVEL=0, stderr stays empty (ch1.startup keeps TensorFlow's spurious line off it)."""
@@ -130,6 +139,7 @@ def test_a_closed_stdout_ends_nothing(commands):
     assert zipfile.is_zipfile(folder / "smoke" / "mlp-mnist.keras")
 
 
+@background.fresh(mlp_commands)
 def test_a_closed_stdout_and_bad_input_is_one_line(commands):
     """As a reader runs it, on any CPU: the only thing on stderr is the error (no TensorFlow start-up
     notices: CUDA probes, or oneDNN's on CPUs with AVX-512 or AMX), and a closed stdout changes nothing."""

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from tests import background
 from tests.support import ROOT
 
 
@@ -34,53 +35,64 @@ def test_a_signal_during_a_save_leaves_nothing_half_written(tmp_path, name, stat
     assert os.listdir(tmp_path) == []  # neither the model nor its hidden temporary file
 
 
-@pytest.fixture(scope="module")
-def long_runs(tmp_path_factory, mnist_npz):
-    """Two long commands started side by side (each starts TensorFlow, seconds), for the tests below
-    to interrupt: ``python rnn_mnist.py --epochs 3`` and a sweep of two trials (each 20 full epochs)
-    with two workers. ``{name: (process, folder)}``; what a test leaves running is ended here."""
-    runs = {}
-    for name, script, flags in (
-            ("training", "rnn_mnist.py", ["--epochs", "3"]),
-            ("sweep", "reproduce.py", ["--table", "1.3.2", "--row", "1", "--row", "2", "--seeds", "1", "--workers", "2"])):
-        folder = tmp_path_factory.mktemp(name)
-        if name == "sweep":
-            flags += ["--results-dir", str(folder), "--report", str(folder / "R.md")]
-        runs[name] = (subprocess.Popen([sys.executable, os.path.join(ROOT, script), "--data", mnist_npz, *flags],
-                                       cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), folder)
-    yield runs
-    for run, _ in runs.values():
+def interrupted_training(folder, npz):
+    """``python rnn_mnist.py --epochs 3`` ended by SIGTERM once its first epoch has begun (it starts
+    TensorFlow: seconds; a case, tests/background.py): ``(returncode, stderr, the files in outputs/)``."""
+    run = subprocess.Popen([sys.executable, os.path.join(ROOT, "rnn_mnist.py"), "--data", npz, "--epochs", "3"],
+                           cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        seen = ""
+        while "Epoch 1/3" not in seen and time.monotonic() < deadline and run.poll() is None:
+            seen += run.stdout.readline()
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=120)
+    finally:
         if run.poll() is None:
             run.kill()
-        run.communicate()
+            run.communicate()
+    return run.returncode, err, os.listdir(folder / "outputs")
 
 
+@background.fresh(interrupted_training)
 @pytest.mark.backend
-def test_sigterm_during_training_ends_in_one_line(long_runs):
+def test_sigterm_during_training_ends_in_one_line():
     """As `kill`, `timeout` or SLURM end a run: one line, exit status 143 in a shell, no outputs half-made."""
-    run, folder = long_runs["training"]
-    deadline = time.monotonic() + 120
-    seen = ""
-    while "Epoch 1/3" not in seen and time.monotonic() < deadline:
-        seen += run.stdout.readline()
-    run.send_signal(signal.SIGTERM)
-    out, err = run.communicate(timeout=120)
-    assert run.returncode == -signal.SIGTERM, err
+    returncode, err, outputs = background.result(interrupted_training)
+    assert returncode == -signal.SIGTERM, err
     assert err.strip().splitlines() == ["rnn_mnist.py: interrupted"]
-    assert not [p for p in os.listdir(folder / "outputs") if p.startswith(".") or p.endswith((".json", ".keras"))]
+    assert not [p for p in outputs if p.startswith(".") or p.endswith((".json", ".keras"))]
 
 
-def test_sigterm_during_a_sweep_with_workers_releases_its_claims(long_runs):
+def interrupted_sweep(folder, npz):
+    """A sweep of two trials (each 20 full epochs) with two workers, ended by SIGTERM once the workers
+    hold their claims (a case): ``(its first line, whether claims were held, returncode, stderr, the
+    claims left)``."""
+    flags = ["--table", "1.3.2", "--row", "1", "--row", "2", "--seeds", "1", "--workers", "2",
+             "--results-dir", str(folder), "--report", str(folder / "R.md")]
+    run = subprocess.Popen([sys.executable, os.path.join(ROOT, "reproduce.py"), "--data", npz, *flags],
+                           cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = run.stdout.readline()
+        claims = folder / "claims"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (claims.is_dir() and os.listdir(claims)) and run.poll() is None:
+            time.sleep(0.1)  # until the workers hold their claims
+        held = bool(claims.is_dir() and os.listdir(claims))
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    return first, held, run.returncode, err, os.listdir(claims)
+
+
+@background.fresh(interrupted_sweep)
+def test_sigterm_during_a_sweep_with_workers_releases_its_claims():
     """An interrupted sweep: one line, its workers ended, its claims given back (the trials run again)."""
-    run, folder = long_runs["sweep"]
-    assert "2 trials to run" in run.stdout.readline()
-    claims = folder / "claims"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (claims.is_dir() and os.listdir(claims)):
-        time.sleep(0.1)  # until the workers hold their claims
-    assert os.listdir(claims)
-    run.send_signal(signal.SIGTERM)
-    out, err = run.communicate(timeout=60)
-    assert run.returncode == -signal.SIGTERM
+    first, held, returncode, err, left = background.result(interrupted_sweep)
+    assert "2 trials to run" in first and held
+    assert returncode == -signal.SIGTERM
     assert err == "reproduce.py: interrupted\n"
-    assert os.listdir(folder / "claims") == []
+    assert left == []

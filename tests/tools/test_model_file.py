@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 import pytest
 
+from tests import background
 from tests.support import ROOT
 from tools import model_file
 from tools.model_file import ModelFileError
@@ -272,10 +273,17 @@ with open("/proc/self/status") as f:
 """
 
 
-def test_the_checks_import_no_keras_and_take_little_memory(tmp_path):
-    paths = [hostile_file(tmp_path, case) for case in sorted(HOSTILE)]
-    done = subprocess.run([sys.executable, "-c", CHECK_ALL.format(root=ROOT), *paths],
+def checks_in_a_fresh_process(folder, npz):
+    """Every hostile file checked in one fresh process (a case, tests/background.py: the files take
+    seconds to write)."""
+    paths = [hostile_file(folder, case) for case in sorted(HOSTILE)]
+    return subprocess.run([sys.executable, "-c", CHECK_ALL.format(root=ROOT), *paths],
                           capture_output=True, text=True, timeout=120)
+
+
+@background.fresh(checks_in_a_fresh_process)
+def test_the_checks_import_no_keras_and_take_little_memory():
+    done = background.result(checks_in_a_fresh_process)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert [line.split()[0] for line in lines[:-2]] == ["refused"] * len(HOSTILE)

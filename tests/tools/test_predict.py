@@ -323,35 +323,6 @@ def test_help(capsys):
         assert "".join(expected.split()) in text
 
 
-@pytest.fixture(scope="module")
-def as_a_reader_runs_it(trained, digits, tmp_path_factory):
-    """``python predict.py seven.png caf\\xe9.png missing.jpg gon\\xe9.png`` in a fresh process, as a
-    reader runs it, on a strict UTF-8 stdout: two of the names are not UTF-8, two files are missing."""
-    folder = tmp_path_factory.mktemp("command")
-    name, missing = os.fsdecode(b"caf\xe9.png"), os.fsdecode(b"gon\xe9.png")
-    for image in ("seven.png", name):
-        save(digits[0][0], folder / image)
-    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "LC_ALL": "C.UTF-8"}
-    return subprocess.run([sys.executable, os.path.join(ROOT, "predict.py"), "seven.png", name, "missing.jpg", missing,
-                           "--model", trained[1]], capture_output=True, cwd=folder, env=env, timeout=300)
-
-
-def test_command_line_prints_only_results_and_error_lines(trained, as_a_reader_runs_it):
-    """As a reader runs it: no TensorFlow chatter, the model's line, one line per file, exit 2 for the missing ones."""
-    done = as_a_reader_runs_it
-    assert done.returncode == 2
-    assert done.stderr.decode().splitlines() == ["predict.py: error: missing.jpg: no such file",
-                                                 "predict.py: error: gon\\xe9.png: no such file"]
-    lines = done.stdout.decode().splitlines()
-    assert len(lines) == 3 and lines[0].startswith(f"Model: {trained[1]} (Listing 1.4.1, "), lines  # which run, first
-    assert lines[1].startswith("seven.png: ") and lines[1].endswith("%)"), lines
-
-
-def test_file_names_print_in_any_locale(as_a_reader_runs_it):
-    """A file name that is not UTF-8 prints with \\x escapes on a strict UTF-8 stdout, no crash."""
-    assert as_a_reader_runs_it.stdout.decode().splitlines()[2].startswith("caf\\xe9.png: 7  (7 ")
-
-
 # --- hostile images: refused in one line, in bounded memory, without hanging ----------------------
 
 

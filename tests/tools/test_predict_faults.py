@@ -15,7 +15,8 @@ import pytest
 
 import predict
 from ch1.data import prepare_images
-from tests.support import ROOT
+from tests import background
+from tests.support import ROOT, untrained_mlp
 from tests.tools.test_model_file import HOSTILE, hdf5, hostile_file, layer, members, rezip, sequential
 from tests.tools.test_predict import run, save
 from tools import model_file
@@ -79,13 +80,27 @@ for model in sys.argv[2:]:
 """
 
 
-def test_hostile_models_are_refused_in_bounded_memory(digit, tmp_path):
+def first_test_digit(folder, npz):
+    """The test set's first digit (a 7), saved as a PNG in ``folder``."""
+    with np.load(npz) as data:
+        return save(data["x_test"][0], folder / "digit.png")
+
+
+def hostile_models_in_one_process(folder, npz):
+    """The attacker's files given to one predict.py process in turn (a case, tests/background.py):
+    ``(the files, the process)``."""
+    cases = ["dense-500000", "config-bomb", "assets", "weights-bomb", "weights-h5-bomb", "directory", "total"]
+    paths = [hostile_file(folder, case) for case in cases] + [at_the_bound(folder)]
+    done = subprocess.run([sys.executable, "-c", PEAK.format(root=ROOT), first_test_digit(folder, npz), *paths],
+                          capture_output=True, text=True, timeout=300)
+    return cases, paths, done
+
+
+@background.fresh(hostile_models_in_one_process)
+def test_hostile_models_are_refused_in_bounded_memory():
     """The attacker's files, one after another in one predict.py process: each one line, exit 2, and the
     process's peak memory (TensorFlow's own ~0.7 GB included) stays under 1.5 GB."""
-    cases = ["dense-500000", "config-bomb", "assets", "weights-bomb", "weights-h5-bomb", "directory", "total"]
-    paths = [hostile_file(tmp_path, case) for case in cases] + [at_the_bound(tmp_path)]
-    done = subprocess.run([sys.executable, "-c", PEAK.format(root=ROOT), digit, *paths],
-                          capture_output=True, text=True, timeout=300)
+    cases, paths, done = background.result(hostile_models_in_one_process)
     lines = done.stdout.splitlines()
     assert done.returncode == 0 and len(lines) == len(paths) + 1, done.stderr
     errors = done.stderr.splitlines()
@@ -121,34 +136,48 @@ predict.main(sys.argv[1:])
 """
 
 
-def test_a_signal_mid_load_leaves_no_extraction_folder(tiny_model, digit, tmp_path):
-    """SIGTERM while Keras reads the weights, and Ctrl-C where Keras, short of memory, has extracted
-    them beside the file: nothing of the extraction is left. (Both side by side: each starts TensorFlow.)"""
-    runs = []
+def signals_mid_load(folder, npz):
+    """SIGTERM while Keras reads the weights, and Ctrl-C where Keras, short of memory, has extracted them
+    beside the file, side by side (each starts TensorFlow; a case, tests/background.py): for each,
+    ``(what it printed first, the files extracted then, returncode, stderr, what is left in its
+    $TMPDIR, what is left beside the model)``."""
+    digit, untrained = first_test_digit(folder, npz), background.result(untrained_mlp)
+    runs, seen = [], {}
     try:
         for name, short_of_memory in (("SIGTERM", False), ("SIGINT", True)):
-            folder, tmpdir = tmp_path / name / "model", tmp_path / name / "tmp"
-            folder.mkdir(parents=True)
+            model_folder, tmpdir = folder / name / "model", folder / name / "tmp"
+            model_folder.mkdir(parents=True)
             tmpdir.mkdir()
-            model = rezip(tiny_model, folder / "mlp.keras", [("assets/note.txt", b"an asset: Keras extracts the archive")])
+            model = rezip(untrained, model_folder / "mlp.keras",
+                          [("assets/note.txt", b"an asset: Keras extracts the archive")])
             loading = subprocess.Popen(
                 [sys.executable, "-c", MID_LOAD.format(root=ROOT, short_of_memory=short_of_memory), digit, "--model",
                  model], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                 env={**os.environ, "TMPDIR": str(tmpdir)})
-            runs.append((name, folder, tmpdir, loading))
-        for name, folder, tmpdir, loading in runs:
-            assert loading.stdout.readline() == "loading\n", name
+            runs.append((name, model_folder, tmpdir, loading))
+        for name, model_folder, tmpdir, loading in runs:
+            first = loading.stdout.readline()
             extracted = [os.path.join(top, f) for top, _, files in os.walk(tmpdir) for f in files]
-            assert [p for p in extracted if p.endswith("model.weights.h5")], (name, extracted)  # mid-load: it is there
             loading.send_signal(getattr(signal, name))
             _, err = loading.communicate(timeout=60)
-            assert loading.returncode == -getattr(signal, name), (name, err)
-            assert err == "predict.py: interrupted\n", name
-            assert os.listdir(tmpdir) == [] and os.listdir(folder) == ["mlp.keras"], name
+            seen[name] = (first, extracted, loading.returncode, err, os.listdir(tmpdir), os.listdir(model_folder))
     finally:
         for *_, loading in runs:
             loading.kill()
             loading.communicate()
+    return seen
+
+
+@background.fresh(signals_mid_load)
+def test_a_signal_mid_load_leaves_no_extraction_folder():
+    """SIGTERM while Keras reads the weights, and Ctrl-C where Keras, short of memory, has extracted
+    them beside the file: nothing of the extraction is left."""
+    for name, (first, extracted, returncode, err, tmp_left, beside) in background.result(signals_mid_load).items():
+        assert first == "loading\n", name
+        assert [p for p in extracted if p.endswith("model.weights.h5")], (name, extracted)  # mid-load: it is there
+        assert returncode == -getattr(signal, name), (name, err)
+        assert err == "predict.py: interrupted\n", name
+        assert tmp_left == [] and beside == ["mlp.keras"], name
 
 
 # --- the model file's name ---------------------------------------------------------------------------

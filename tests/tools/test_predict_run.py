@@ -277,9 +277,13 @@ def test_neither_model_in_the_project_folder_names_it_once(folders, capsys, monk
                            "train one first (python cnn_mnist.py saves outputs/cnn-mnist.keras)")
 
 
-def test_run_from_another_folder_as_a_reader_does(smoke_cnn, seven, tmp_path):
-    """``python ../project/predict.py seven.png`` from a folder without outputs/: the project's model, named."""
-    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+@pytest.fixture(scope="module")
+def from_elsewhere(smoke_cnn, seven, tmp_path_factory):
+    """``python ../project/predict.py seven.png caf\\xe9.png missing.jpg gon\\xe9.png`` in a fresh process,
+    as a reader runs it from a folder without outputs/, on a strict UTF-8 stdout: two of the names are
+    not UTF-8, two files are missing. ``(the project, the run)``."""
+    root = tmp_path_factory.mktemp("from-elsewhere")
+    project, elsewhere = root / "project", root / "elsewhere"
     (project / "outputs").mkdir(parents=True)
     elsewhere.mkdir()
     shutil.copy(os.path.join(ROOT, "predict.py"), project)  # a copy of the project: its own code, its own outputs/
@@ -288,10 +292,26 @@ def test_run_from_another_folder_as_a_reader_does(smoke_cnn, seven, tmp_path):
     smoke = os.path.dirname(smoke_cnn[1])
     for name in ("cnn-mnist.keras", "cnn-mnist.json"):
         shutil.copy(os.path.join(smoke, name), project / "outputs")
-    shutil.copy(seven, elsewhere)
-    done = subprocess.run([sys.executable, os.path.join("..", "project", "predict.py"), "seven.png"],
-                          capture_output=True, text=True, cwd=elsewhere, timeout=300)
-    assert done.returncode == 0 and done.stderr == "", done.stderr
-    lines = done.stdout.splitlines()
-    assert len(lines) == 2 and lines[0].startswith(f"Model: {own_model(project)} (Listing 1.4.1, seed 0, "), lines
+    name, missing = os.fsdecode(b"caf\xe9.png"), os.fsdecode(b"gon\xe9.png")
+    for image in ("seven.png", name):
+        shutil.copy(seven, elsewhere / image)
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "LC_ALL": "C.UTF-8"}
+    return project, subprocess.run([sys.executable, os.path.join("..", "project", "predict.py"), "seven.png", name,
+                                    "missing.jpg", missing], capture_output=True, cwd=elsewhere, env=env, timeout=300)
+
+
+def test_run_from_another_folder_as_a_reader_does(from_elsewhere):
+    """From a folder without outputs/: the project's model, named first; no TensorFlow chatter, one line
+    per file, exit 2 for the missing ones."""
+    project, done = from_elsewhere
+    assert done.returncode == 2
+    assert done.stderr.decode().splitlines() == ["predict.py: error: missing.jpg: no such file",
+                                                 "predict.py: error: gon\\xe9.png: no such file"]
+    lines = done.stdout.decode().splitlines()
+    assert len(lines) == 3 and lines[0].startswith(f"Model: {own_model(project)} (Listing 1.4.1, seed 0, "), lines
     assert lines[0].endswith(f"{SMOKE_NOTE})") and lines[1].startswith("seven.png: 7  (7 ")
+
+
+def test_file_names_print_in_any_locale(from_elsewhere):
+    """A file name that is not UTF-8 prints with \\x escapes on a strict UTF-8 stdout, no crash."""
+    assert from_elsewhere[1].stdout.decode().splitlines()[2].startswith("caf\\xe9.png: 7  (7 ")

@@ -8,6 +8,8 @@ import csv
 import io
 import json
 import os
+import subprocess
+import sys
 
 import keras
 import pytest
@@ -16,6 +18,7 @@ import mlp_mnist
 import reproduce
 from tools import records, report, sgd_study
 from tools.tables import LISTINGS, TABLES
+from tests import background
 from tests.support import ROOT
 
 ROWS = {"1.3.2": 18, "1.4.1": 4, "1.5.1": 4}
@@ -43,7 +46,7 @@ def argv_for(folder, *extra):
 MLP_ROWS = ["--table", "1.3.2", "--row", "16", "--row", "2"]  # row 16 is Listing 1.3.2
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def one_process_sweep(mnist_npz, tmp_path_factory):
     """A real smoke sweep of two MLP rows in this process: ``(records by trial, what it printed)``."""
     folder = tmp_path_factory.mktemp("one")
@@ -363,13 +366,22 @@ def test_committed_results_are_generated_from_the_committed_records(tmp_path, mo
             assert (tmp_path / "results" / name).read_text() == open(os.path.join(ROOT, "results", name)).read()
 
 
-def test_workers_keep_the_mlps_numbers(one_process_sweep, mnist_npz, tmp_path):
+def sweep_with_two_workers(folder, npz):
+    """``python reproduce.py --smoke`` of the two MLP rows with two workers (three processes start
+    TensorFlow; a case, tests/background.py): its records by trial."""
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "reproduce.py"), *argv_for(folder, "--data", npz),
+                           *MLP_ROWS, "--workers", "2"], capture_output=True, text=True, cwd=folder, timeout=600)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    return dict(records.each_record(str(folder)))
+
+
+@background.fresh(sweep_with_two_workers)
+def test_workers_keep_the_mlps_numbers(one_process_sweep):
     """For the MLP, two worker processes (one thread each) give the numbers one process on both cores
     gives. (Not so for the CNN: its convolutions sum in another order with one thread than with two,
     which moves the last digits; benchmarks/bench_sweep.py shows by how much.)"""
     one = one_process_sweep[0]
-    reproduce.main(argv_for(tmp_path, "--data", mnist_npz, *MLP_ROWS, "--workers", "2"))
-    two = dict(records.each_record(str(tmp_path)))
+    two = background.result(sweep_with_two_workers)
     assert set(one) == set(two) and len(one) == 2
     for trial in one:
         assert one[trial]["test_accuracy"] == two[trial]["test_accuracy"], trial

@@ -11,6 +11,7 @@ import http.client
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,7 +30,8 @@ import predict
 from tools import digits, serve
 from ch1.data import prepare_images
 from benchmarks.photos import as_drawn, png_bytes
-from tests.support import ROOT
+from tests import background
+from tests.support import ROOT, untrained_mlp
 
 pytestmark = pytest.mark.backend  # the server must work on every backend
 
@@ -268,28 +270,37 @@ def test_a_busy_port_is_refused_in_one_line(tiny_model, monkeypatch, capsys):
     assert captured.err.splitlines() == [f"predict.py: error: --host 127.0.0.1 --port {port}: cannot listen there (in use)"]
 
 
-def test_serve_command_and_ctrl_c(tmp_path):
-    """As a reader runs it: one line with the address, the page served, Ctrl-C one line."""
-    keras.utils.set_random_seed(0)
-    model = str(tmp_path / "mlp.keras")
-    mlp_mnist.build_model().save(model)
-    command = [sys.executable, os.path.join(ROOT, "predict.py"), "--serve", "--model", model, "--port", "0"]
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+def served_and_interrupted(folder, npz):
+    """``python predict.py --serve --model mlp.keras --port 0`` as a reader runs it: its first line, the
+    page's status, then Ctrl-C (it starts TensorFlow; a case, tests/background.py): ``(model, first
+    line, status, returncode, stdout, stderr)``."""
+    model = shutil.copy(background.result(untrained_mlp), folder / "mlp.keras")  # no mlp.json beside it
+    command = [sys.executable, os.path.join(ROOT, "predict.py"), "--serve", "--model", str(model), "--port", "0"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=folder)
+    status = None
     try:
         line = first.stdout.readline().strip()
-        assert line.startswith(f"Serving {model} (no mlp.json beside it: which run made it is unknown) "
-                               "on http://127.0.0.1:") and line.endswith("/ (Ctrl-C to stop)"), line
-        port = int(line.split(":")[-1].split("/")[0])
-        assert port > 0
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        conn.request("GET", "/")
-        assert conn.getresponse().status == 200
-        conn.close()
+        if line.endswith("(Ctrl-C to stop)"):
+            conn = http.client.HTTPConnection("127.0.0.1", int(line.split(":")[-1].split("/")[0]), timeout=60)
+            conn.request("GET", "/")
+            status = conn.getresponse().status
+            conn.close()
         first.send_signal(signal.SIGINT)
         out, err = first.communicate(timeout=60)
-        assert first.returncode in (130, -signal.SIGINT) and out == ""
-        assert err.splitlines() == ["predict.py: interrupted"]
     finally:
         if first.poll() is None:
             first.kill()
             first.communicate()
+    return str(model), line, status, first.returncode, out, err
+
+
+@background.fresh(served_and_interrupted)
+def test_serve_command_and_ctrl_c():
+    """As a reader runs it: one line with the address, the page served, Ctrl-C one line."""
+    model, line, status, returncode, out, err = background.result(served_and_interrupted)
+    assert line.startswith(f"Serving {model} (no mlp.json beside it: which run made it is unknown) "
+                           "on http://127.0.0.1:") and line.endswith("/ (Ctrl-C to stop)"), (line, err)
+    assert int(line.split(":")[-1].split("/")[0]) > 0
+    assert status == 200
+    assert returncode in (130, -signal.SIGINT) and out == ""
+    assert err.splitlines() == ["predict.py: interrupted"]
