@@ -6,9 +6,9 @@ the process's part in a *case*, a function ``case(folder, npz)`` that runs it in
 ``folder`` (``npz``: a Keras-layout mnist.npz) and returns what the test checks; the test asks for
 ``background.result(case)``.
 
-Marked ``@background.fresh(case)`` (pytest's mark ``fresh``), the test runs after the others and its case starts as soon as
-the session does, on one background thread, one case at a time, at a lower priority than the suite
-(tests/conftest.py does all three): by the time the test runs, its case has often finished. A case
+Marked ``@background.fresh(case)`` (pytest's mark ``fresh``), the test runs after the others and its
+case starts as soon as the session does, on one background thread, one case at a time, at a lower
+priority than the suite (tests/conftest.py does all three): by the time the test runs, its case has often finished. A case
 that is not started yet when its test asks runs there and then, in the test's own thread: the same
 result, only later. A case runs once per session however many tests ask for it; what it raises, each
 of them raises.
@@ -25,9 +25,10 @@ import threading
 
 import pytest
 
-_lock = threading.Lock()
-_entries = {}  # case -> _Entry
-_session = {"folder": None, "npz": None, "stop": False, "thread": None}
+
+def fresh(case):
+    """The mark of a test that checks what ``case`` returns."""
+    return pytest.mark.fresh.with_args(case)
 
 
 class _Entry:
@@ -37,63 +38,66 @@ class _Entry:
         self.value = self.error = None
 
 
-def fresh(case):
-    """The mark of a test that checks what ``case`` returns."""
-    return pytest.mark.fresh.with_args(case)
+class Cases:
+    """The session's cases: each run at most once, by the background thread or by the first to ask."""
 
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entries = {}  # case -> _Entry
+        self._folder = self._npz = self._thread = None
+        self._stopping = False
 
-def _claim(case):
-    """The case's entry, and whether the caller is the one to run it."""
-    with _lock:
-        entry = _entries.setdefault(case, _Entry())
-        mine = not entry.started
-        entry.started = True
-    return entry, mine
+    def start(self, cases, folder, npz):
+        """Run ``cases``, in order, on one background thread; their folders go in ``folder``."""
+        self._folder, self._npz = folder, npz
+        if cases:
+            self._thread = threading.Thread(target=self._work, args=(cases,), name="fresh-process cases", daemon=True)
+            self._thread.start()
 
+    def result(self, case):
+        """What ``case`` returned (it runs here unless it has started), or what it raised, raised again."""
+        entry, mine = self._claim(case)
+        if mine:
+            self._run(case, entry)
+        entry.finished.wait()
+        if entry.error is not None:
+            raise entry.error
+        return entry.value
 
-def _run(case, entry):
-    try:
-        folder = tempfile.mkdtemp(prefix=case.__name__ + "-", dir=_session["folder"])
-        entry.value = case(pathlib.Path(folder), _session["npz"])
-    except BaseException as exc:  # each test that asks raises it
-        entry.error = exc
-    finally:
-        entry.finished.set()
+    def stop(self):
+        """Start no more cases, and wait for the one running (each bounds its own processes' time)."""
+        self._stopping = True
+        if self._thread is not None:
+            self._thread.join()
 
-
-def result(case):
-    """What ``case`` returned (it runs here unless it has started), or what it raised, raised again."""
-    entry, mine = _claim(case)
-    if mine:
-        _run(case, entry)
-    entry.finished.wait()
-    if entry.error is not None:
-        raise entry.error
-    return entry.value
-
-
-def start(cases, folder, npz):
-    """Run ``cases``, in order, on one background thread; their folders go in ``folder``."""
-    _session.update(folder=folder, npz=npz)
-    if not cases:
-        return
-
-    def work():
+    def _work(self, cases):
         if sys.platform.startswith("linux"):
             os.nice(10)  # on Linux this thread alone, and the processes it starts
         for case in cases:
-            if _session["stop"]:
+            if self._stopping:
                 return
-            entry, mine = _claim(case)
+            entry, mine = self._claim(case)
             if mine:
-                _run(case, entry)
+                self._run(case, entry)
 
-    _session["thread"] = threading.Thread(target=work, name="fresh-process cases", daemon=True)
-    _session["thread"].start()
+    def _claim(self, case):
+        """The case's entry, and whether the caller is the one to run it."""
+        with self._lock:
+            entry = self._entries.setdefault(case, _Entry())
+            mine = not entry.started
+            entry.started = True
+        return entry, mine
+
+    def _run(self, case, entry):
+        try:
+            assert self._npz is not None, f"{case.__name__} is asked for by a test not marked background.fresh(...)"
+            folder = tempfile.mkdtemp(prefix=case.__name__ + "-", dir=self._folder)
+            entry.value = case(pathlib.Path(folder), self._npz)
+        except BaseException as exc:  # each test that asks raises it
+            entry.error = exc
+        finally:
+            entry.finished.set()
 
 
-def stop():
-    """Start no more cases, and wait for the one running (each bounds its own processes' time)."""
-    _session["stop"] = True
-    if _session["thread"] is not None:
-        _session["thread"].join()
+SESSION = Cases()  # tests/conftest.py starts and stops it
+result = SESSION.result

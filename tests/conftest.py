@@ -92,9 +92,9 @@ def fresh_cases(request, tmp_path_factory):
         for marker in item.iter_markers("fresh"):
             cases += [case for case in marker.args if case not in cases]
     npz = request.getfixturevalue("mnist_npz") if cases else None
-    background.start(cases, str(tmp_path_factory.mktemp("fresh")), npz)
+    background.SESSION.start(cases, str(tmp_path_factory.mktemp("fresh")), npz)
     yield
-    background.stop()
+    background.SESSION.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """What several test files share: the project's root, the one writer of IDX files, an untrained model."""
 
+import contextlib
 import gzip
 import os
 import struct
@@ -66,6 +67,18 @@ def run_on_64_images(argv, monkeypatch):
     model.fit(np.zeros((64, 784), "float32"), np.eye(10)[np.arange(64) % 10], epochs=1, batch_size=32,
               callbacks=run.callbacks, verbose=0)
     return model, lambda: run.finish(model, 0.5)
+
+
+@contextlib.contextmanager
+def ended(process):
+    """``with ended(subprocess.Popen(...)) as run:`` for a process a test interrupts: on leaving, however,
+    it is killed if it still runs, and reaped."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 UNTRAINED_MLP = """

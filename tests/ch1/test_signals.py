@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests import background
-from tests.support import ROOT
+from tests.support import ROOT, ended
 
 
 MID_SAVE = """
@@ -38,19 +38,14 @@ def test_a_signal_during_a_save_leaves_nothing_half_written(tmp_path, name, stat
 def interrupted_training(folder, npz):
     """``python rnn_mnist.py --epochs 3`` ended by SIGTERM once its first epoch has begun (it starts
     TensorFlow: seconds; a case, tests/background.py): ``(returncode, stderr, the files in outputs/)``."""
-    run = subprocess.Popen([sys.executable, os.path.join(ROOT, "rnn_mnist.py"), "--data", npz, "--epochs", "3"],
-                           cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with ended(subprocess.Popen([sys.executable, os.path.join(ROOT, "rnn_mnist.py"), "--data", npz, "--epochs", "3"],
+                                cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)) as run:
         deadline = time.monotonic() + 120
         seen = ""
         while "Epoch 1/3" not in seen and time.monotonic() < deadline and run.poll() is None:
             seen += run.stdout.readline()
         run.send_signal(signal.SIGTERM)
         _, err = run.communicate(timeout=120)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.communicate()
     return run.returncode, err, os.listdir(folder / "outputs")
 
 
@@ -70,9 +65,8 @@ def interrupted_sweep(folder, npz):
     claims left)``."""
     flags = ["--table", "1.3.2", "--row", "1", "--row", "2", "--seeds", "1", "--workers", "2",
              "--results-dir", str(folder), "--report", str(folder / "R.md")]
-    run = subprocess.Popen([sys.executable, os.path.join(ROOT, "reproduce.py"), "--data", npz, *flags],
-                           cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with ended(subprocess.Popen([sys.executable, os.path.join(ROOT, "reproduce.py"), "--data", npz, *flags],
+                                cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)) as run:
         first = run.stdout.readline()
         claims = folder / "claims"
         deadline = time.monotonic() + 120
@@ -81,10 +75,6 @@ def interrupted_sweep(folder, npz):
         held = bool(claims.is_dir() and os.listdir(claims))
         run.send_signal(signal.SIGTERM)
         _, err = run.communicate(timeout=60)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.communicate()
     return first, held, run.returncode, err, os.listdir(claims)
 
 

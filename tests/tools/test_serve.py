@@ -31,7 +31,7 @@ from tools import digits, serve
 from ch1.data import prepare_images
 from benchmarks.photos import as_drawn, png_bytes
 from tests import background
-from tests.support import ROOT, untrained_mlp
+from tests.support import ROOT, ended, untrained_mlp
 
 pytestmark = pytest.mark.backend  # the server must work on every backend
 
@@ -276,9 +276,8 @@ def served_and_interrupted(folder, npz):
     line, status, returncode, stdout, stderr)``."""
     model = shutil.copy(background.result(untrained_mlp), folder / "mlp.keras")  # no mlp.json beside it
     command = [sys.executable, os.path.join(ROOT, "predict.py"), "--serve", "--model", str(model), "--port", "0"]
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=folder)
     status = None
-    try:
+    with ended(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=folder)) as first:
         line = first.stdout.readline().strip()
         if line.endswith("(Ctrl-C to stop)"):
             conn = http.client.HTTPConnection("127.0.0.1", int(line.split(":")[-1].split("/")[0]), timeout=60)
@@ -287,10 +286,6 @@ def served_and_interrupted(folder, npz):
             conn.close()
         first.send_signal(signal.SIGINT)
         out, err = first.communicate(timeout=60)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.communicate()
     return str(model), line, status, first.returncode, out, err
 
 
