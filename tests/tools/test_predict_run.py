@@ -309,7 +309,7 @@ def test_run_from_another_folder_as_a_reader_does(from_elsewhere):
                                                  "predict.py: error: gon\\xe9.png: no such file"]
     lines = done.stdout.decode().splitlines()
     assert len(lines) == 3 and lines[0].startswith(f"Model: {own_model(project)} (Listing 1.4.1, seed 0, "), lines
-    assert lines[0].endswith(f"{SMOKE_NOTE})") and lines[1].startswith("seven.png: 7  (7 ")
+    assert lines[0].endswith(f"{SMOKE_NOTE})") and lines[1].startswith("seven.png: 7  (7 ") and lines[1].endswith("%)")
 
 
 def test_file_names_print_in_any_locale(from_elsewhere):
