@@ -107,12 +107,16 @@ class _StderrFilter:
 
         pending = b""
         while True:
+            # Read before the wait: once release() has begun, all this process wrote is in the pipe, so
+            # a wait that then finds the pipe empty is the end. (Read after it, a release begun during
+            # the wait would end the thread with the last lines still in the pipe: lost.)
+            closing = self._closing
             readable, _, _ = select.select([self._read], [], [], 0.05)
             if not readable:
                 if pending:
                     self._write(pending)  # a piece with no newline, quiet since: it is not TensorFlow's
                     pending = b""
-                if self._closing:
+                if closing:
                     return
                 continue
             data = os.read(self._read, 65536)

@@ -193,6 +193,37 @@ def test_the_spurious_training_line_is_filtered_for_the_whole_run(end, tmp_path)
         assert done.returncode == 0 and done.stderr == expected
 
 
+RELEASED_MID_WAIT = """
+import os, select, sys, threading
+from ch1 import startup
+waited, real_select = threading.Event(), select.select
+
+
+def select_then_pause(*args):
+    # The filter's wait ends with the pipe empty, and the thread is paused there (as a busy CPU may
+    # pause it) while the command prints its last line and exits, which releases the filter.
+    found = real_select(*args)
+    if not found[0] and not waited.is_set():
+        waited.set()
+        while not startup._filter._closing:
+            pass
+    return found
+
+
+select.select = select_then_pause
+startup._filter = startup._StderrFilter()
+waited.wait(10)
+print("mlp_mnist.py: error: the last line", file=sys.stderr)
+"""
+
+
+def test_the_last_line_passes_when_the_exit_comes_as_the_filter_waits(tmp_path):
+    """ch1.startup._StderrFilter: a line written just before the exit, while the filter's thread has found
+    the pipe empty and not yet looked again, still reaches stderr (it was lost once, on a busy CPU)."""
+    done = run_script(["-c", RELEASED_MID_WAIT], tmp_path, env={**os.environ, "PYTHONPATH": ROOT})
+    assert done.returncode == 0 and done.stderr == "mlp_mnist.py: error: the last line\n"
+
+
 def test_importing_ch1_has_no_side_effects(tmp_path):
     """`import ch1.outputs` (and the other modules that need no model: ch1.cli, ch1.files, tools.records,
     the reports and studies) loads neither Keras nor TensorFlow, and leaves stderr alone."""
