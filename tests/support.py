@@ -1,4 +1,5 @@
-"""What several test files share: the project's root, the one writer of IDX files, an untrained model."""
+"""What several test files share: the project's root, the one writer of IDX files, and what the
+fresh-process cases need: an untrained model, a digit's PNG, a process ended however a case ends."""
 
 import contextlib
 import gzip
@@ -79,6 +80,17 @@ def ended(process):
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def first_test_digit(folder, npz):
+    """The test set's first digit (a 7) as a PNG (a case, tests/background.py, for the cases that give
+    a command an image: written once): its path."""
+    from PIL import Image
+
+    with np.load(npz) as data:
+        path = os.path.join(folder, "digit.png")
+        Image.fromarray(data["x_test"][0]).save(path)
+    return path
 
 
 UNTRAINED_MLP = """

@@ -8,6 +8,7 @@ training and data loading replaced by failures (``no_long_work``) or on a few im
 """
 
 import collections
+import contextlib
 import errno
 import json
 import os
@@ -26,7 +27,7 @@ from ch1.cli import Parser
 from ch1.data import HOW_TO_POINT, IDX_FILES, DataError, load_mnist
 from ch1.outputs import graphviz_available
 from tests import background
-from tests.support import ROOT, run_on_64_images, small_arrays, write_idx_folder
+from tests.support import ROOT, ended, run_on_64_images, small_arrays, write_idx_folder
 
 SCRIPT = os.path.join(ROOT, "mlp_mnist.py")
 # What a run writes: the diagram (mlp-mnist.dot instead of .png where Graphviz is missing), the model,
@@ -60,14 +61,15 @@ def mlp_commands(root, npz):
         (out / name).write_bytes(content)
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env["MNIST_DATA"] = str(root / "data")
-    cut = subprocess.Popen([sys.executable, SCRIPT, "--smoke", "--output-dir", str(out)], cwd=root, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    closed = subprocess.Popen([*CLOSED_STDOUT, sys.executable, SCRIPT, "--smoke", "--data", npz,
-                               "--output-dir", str(root / "closed")], cwd=root, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
-    closed_bad = subprocess.Popen([*CLOSED_STDOUT, sys.executable, SCRIPT, "--data", str(root / "nope")], cwd=root,
-                                  stderr=subprocess.PIPE, text=True)
-    try:
+    with contextlib.ExitStack() as stack:
+        started = lambda *command, **how: stack.enter_context(ended(subprocess.Popen(command, cwd=root, **how)))
+        cut = started(sys.executable, SCRIPT, "--smoke", "--output-dir", str(out), env=env, stdout=subprocess.PIPE,
+                      stderr=subprocess.PIPE)
+        closed = started(*CLOSED_STDOUT, sys.executable, SCRIPT, "--smoke", "--data", npz, "--output-dir",
+                         str(root / "closed"), stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
+        closed_bad = started(*CLOSED_STDOUT, sys.executable, SCRIPT, "--data", str(root / "nope"),
+                             stderr=subprocess.PIPE, text=True)
         head = cut.stdout.read(100)  # as `| head -c 100` reads, then goes away
         cut.stdout.close()
         stderr = cut.stderr.read().decode()
@@ -76,10 +78,6 @@ def mlp_commands(root, npz):
         for name, run in (("closed", closed), ("closed_bad", closed_bad)):
             err = run.communicate(timeout=300)[1]
             done[name] = subprocess.CompletedProcess(run.args, run.returncode, None, err)
-    finally:
-        for run in (cut, closed, closed_bad):
-            run.kill()
-            run.wait()
     cut_short = collections.namedtuple("Run", "code head stderr out data full_run")(
         cut.returncode, head, stderr, out, root / "data", full_run)
     return types.SimpleNamespace(root=root, cut_short=cut_short, **done)

@@ -2,6 +2,7 @@
 mid-load leaving nothing in $TMPDIR, broken models' NaN outputs, file names that would forge lines,
 and --show writing each PNG as its image is classified."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ import pytest
 import predict
 from ch1.data import prepare_images
 from tests import background
-from tests.support import ROOT, untrained_mlp
+from tests.support import ROOT, ended, first_test_digit, untrained_mlp
 from tests.tools.test_model_file import HOSTILE, hdf5, hostile_file, layer, members, rezip, sequential
 from tests.tools.test_predict import run, save
 from tools import model_file
@@ -80,18 +81,12 @@ for model in sys.argv[2:]:
 """
 
 
-def first_test_digit(folder, npz):
-    """The test set's first digit (a 7), saved as a PNG in ``folder``."""
-    with np.load(npz) as data:
-        return save(data["x_test"][0], folder / "digit.png")
-
-
 def hostile_models_in_one_process(folder, npz):
     """The attacker's files given to one predict.py process in turn (a case, tests/background.py):
     ``(the files, the process)``."""
     cases = ["dense-500000", "config-bomb", "assets", "weights-bomb", "weights-h5-bomb", "directory", "total"]
     paths = [hostile_file(folder, case) for case in cases] + [at_the_bound(folder)]
-    done = subprocess.run([sys.executable, "-c", PEAK.format(root=ROOT), first_test_digit(folder, npz), *paths],
+    done = subprocess.run([sys.executable, "-c", PEAK.format(root=ROOT), background.result(first_test_digit), *paths],
                           capture_output=True, text=True, timeout=300)
     return cases, paths, done
 
@@ -141,19 +136,19 @@ def signals_mid_load(folder, npz):
     beside the file, side by side (each starts TensorFlow; a case, tests/background.py): for each,
     ``(what it printed first, the files extracted then, returncode, stderr, what is left in its
     $TMPDIR, what is left beside the model)``."""
-    digit, untrained = first_test_digit(folder, npz), background.result(untrained_mlp)
+    digit, untrained = background.result(first_test_digit), background.result(untrained_mlp)
     runs, seen = [], {}
-    try:
+    with contextlib.ExitStack() as stack:
         for name, short_of_memory in (("SIGTERM", False), ("SIGINT", True)):
             model_folder, tmpdir = folder / name / "model", folder / name / "tmp"
             model_folder.mkdir(parents=True)
             tmpdir.mkdir()
             model = rezip(untrained, model_folder / "mlp.keras",
                           [("assets/note.txt", b"an asset: Keras extracts the archive")])
-            loading = subprocess.Popen(
+            loading = stack.enter_context(ended(subprocess.Popen(
                 [sys.executable, "-c", MID_LOAD.format(root=ROOT, short_of_memory=short_of_memory), digit, "--model",
                  model], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                env={**os.environ, "TMPDIR": str(tmpdir)})
+                env={**os.environ, "TMPDIR": str(tmpdir)})))
             runs.append((name, model_folder, tmpdir, loading))
         for name, model_folder, tmpdir, loading in runs:
             first = loading.stdout.readline()
@@ -161,10 +156,6 @@ def signals_mid_load(folder, npz):
             loading.send_signal(getattr(signal, name))
             _, err = loading.communicate(timeout=60)
             seen[name] = (first, extracted, loading.returncode, err, os.listdir(tmpdir), os.listdir(model_folder))
-    finally:
-        for *_, loading in runs:
-            loading.kill()
-            loading.communicate()
     return seen
 
 
