@@ -36,8 +36,8 @@ from ch1.data import one_line, prepare_images
 from ch1.run import add_smoke_arg, load_data, run_folder, seed_everything
 import cnn_mnist
 import mnist_sampler
-from tools import model_file
-from tools.tables import LISTINGS, TABLES
+from your_digit import model_file
+from study.tables import LISTINGS, TABLES
 
 plt = outputs.plt
 

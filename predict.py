@@ -2,14 +2,14 @@
 
 Reads ordinary image files (PNG, JPEG, ...; any size; a dark digit on light paper or a
 light digit on dark; colour or grey), prepares each the way MNIST itself was made, and
-prints the predicted digit with the top-3 probabilities. Preparation (tools/digits.py):
+prints the predicted digit with the top-3 probabilities. Preparation (your_digit/digits.py):
 grey, invert if the background is light, suppress the background (paper texture, uneven
 light, ruled or squared paper's lines), find the digit (its largest ink and the strokes
 beside it), crop to it, scale its longest side to 20 pixels keeping the aspect ratio, and
 paste it into a 28x28 image with its centre of mass at the centre. Any of the three
 listings' saved models works (MLP, CNN, RNN): the input shape is read from the model, and
-the file is checked before Keras reads it (tools/model_file.py). ``--serve`` instead starts a
-local web page to draw on (tools/serve.py), which prepares what it is sent the same way.
+the file is checked before Keras reads it (your_digit/model_file.py). ``--serve`` instead starts a
+local web page to draw on (your_digit/serve.py), which prepares what it is sent the same way.
 
 The first line says which run made the model, from the results record its run wrote beside
 it (``cnn-mnist.json`` beside ``cnn-mnist.keras``): its listing, epochs, seed and test accuracy,
@@ -41,9 +41,9 @@ from ch1.cli import SEED_MAX, Parser, ensure_output_dir, error, fail
 from ch1.data import prepare_images
 from ch1.files import regular_file
 from ch1.outputs import plt
-from tools import model_file
-from tools.digits import ImageError, probabilities, read_image, to_mnist
-from tools.tables import LISTINGS, TABLES
+from your_digit import model_file
+from your_digit.digits import ImageError, probabilities, read_image, to_mnist
+from study.tables import LISTINGS, TABLES
 
 DEFAULT_MODEL = os.path.join("outputs", "cnn-mnist.keras")
 PROJECT = os.path.dirname(os.path.realpath(__file__))  # where the project's own outputs/ is, however predict.py is run
@@ -59,7 +59,7 @@ BATCH = 16  # images read, classified and reported at a time: memory stays bound
 
 
 def load_classifier(path):
-    """Load a saved MNIST classifier, checked first (tools/model_file.py); anything else exits
+    """Load a saved MNIST classifier, checked first (your_digit/model_file.py); anything else exits
     with one line and status 2."""
     try:
         return model_file.load_classifier(path, f"--model {printable(path)}")
@@ -241,7 +241,7 @@ def main(argv=None):
     The first line printed names the model and the run that made it (:func:`describe_run`). Images are read, classified and reported ``BATCH`` at a time, each ``--show`` PNG written
     as its image is classified. Unusable images get one error line each while the others are
     still classified; the exit status is then 2. A bad model or output folder exits at once
-    with status 2. With ``--serve``, serve the page until Ctrl-C (see tools/serve.py).
+    with status 2. With ``--serve``, serve the page until Ctrl-C (see your_digit/serve.py).
     """
     for stream in (sys.stdout, sys.stderr):  # a file name no locale can print must not crash a line
         if hasattr(stream, "reconfigure"):
@@ -250,7 +250,7 @@ def main(argv=None):
     model = load_classifier(args.model)
     about = describe_run(args.model)
     if args.serve:
-        from tools import serve
+        from your_digit import serve
 
         # The page names the file alone: it may be reached from other machines.
         return serve.serve(model, args.host, args.port, label=f"{printable(args.model)} ({about})",

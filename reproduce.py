@@ -1,7 +1,7 @@
 """Re-run the chapter's tables (1.3.2 MLP, 1.4.1 CNN, 1.5.1 SimpleRNN) with several seeds.
 
 Every row is built by its listing's own ``build_model`` with that row's settings and
-trained like the listing (tools/train.py: categorical cross-entropy, batch 128, the row's
+trained like the listing (study/train.py: categorical cross-entropy, batch 128, the row's
 optimizer with Keras' default settings). Each finished (row, seed) run is appended to a
 JSON-lines record as it ends, so an interrupted sweep resumes where it stopped, a re-run
 skips what is done, and two sweeps on one results folder share the work. From the records
@@ -33,14 +33,14 @@ import time
 import keras
 
 from ch1 import device
-from tools import records, report, results
+from study import records, report, results
 from ch1.cli import (Parser, add_data_arg, at_interrupt, ensure_output_dir, fail, forget, positive_int,
                      writable_output_file)
 from ch1.data import TRAIN_SIZE
 from ch1.run import SMOKE_TRAIN, add_smoke_arg, load_data
-from tools.tables import SWEEPS, TABLES
-from tools.train import train_and_evaluate
-from tools.variants import builder
+from study.tables import SWEEPS, TABLES
+from study.train import train_and_evaluate
+from study.variants import builder
 
 SMOKE_DIR = os.path.join("outputs", "reproduce-smoke")  # smoke sweeps never touch the committed results
 MAX_SHARDS = 10_000  # --shard i/n: n at most this (a shard's records file is named after i and n)
@@ -74,7 +74,7 @@ def data_once(args):
 
 
 def run_trial(job):
-    """Claim one trial, and unless another sweep has it or has recorded it (tools.records.take), train
+    """Claim one trial, and unless another sweep has it or has recorded it (study.records.take), train
     it; return its record, or ``{"skipped": why}``. Runs in a worker process too."""
     trial, data_args, fast, validation, verbose, results_dir, owner = job
     why = records.take(results_dir, trial, owner)
@@ -187,7 +187,7 @@ def parse_args(argv):
     parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
                         help="bfloat16: Keras' mixed_bfloat16 policy (recorded apart)")
     parser.add_argument("--fast", action="store_true",
-                        help="the compiled JAX loop (tools/train.py); pays only on an accelerator, "
+                        help="the compiled JAX loop (study/train.py); pays only on an accelerator, "
                         "elsewhere model.fit")
     parser.add_argument("--validation", action="store_true",
                         help="also record test accuracy after every epoch (training unchanged)")

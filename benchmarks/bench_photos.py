@@ -3,7 +3,7 @@
 Makes synthetic photos of the first N MNIST test digits (benchmarks/photos.py: the digit upscaled
 and written as ink on paper, photographed as JPEG; deterministic for a seed) in each kind —
 plain, ruled paper, squared paper, faint pencil, thin pen, blue ink, red ink, rotated up to
-10 degrees, shadowed — reads each as ``predict.py`` reads a file (tools/digits.py), classifies
+10 degrees, shadowed — reads each as ``predict.py`` reads a file (your_digit/digits.py), classifies
 it with a saved model, and prints a Markdown table of the hit rate (the share read as the
 true label) per kind beside the model's accuracy on the same digits as MNIST holds them.
 Writes the JSON (default results/photos/photos-<backend>.json), from which
@@ -28,7 +28,7 @@ from benchmarks import photos
 from ch1 import device, outputs
 from ch1.cli import Parser, add_data_arg, positive_int, seed_number, writable_output_file
 from ch1.run import load_data
-from tools.digits import ImageError, decode_image, to_mnist
+from your_digit.digits import ImageError, decode_image, to_mnist
 
 
 def parse_args(argv):

@@ -1,6 +1,6 @@
 """Round-trip time of the digit page's API: POST /predict, as the page sends a drawn digit.
 
-Starts the server in this process on a free port (tools/serve.py, as ``predict.py --serve``
+Starts the server in this process on a free port (your_digit/serve.py, as ``predict.py --serve``
 runs it), posts N real MNIST test digits rendered as the pad holds them (280x280 PNG, black
 ink on white), one after another, and prints the median and 90th percentile of the round trip
 in milliseconds: HTTP, decoding, the MNIST-style preparation, one forward pass with every
@@ -28,7 +28,7 @@ import numpy as np
 import predict
 from benchmarks.photos import as_drawn, png_bytes
 from ch1 import device, outputs
-from tools import serve
+from your_digit import serve
 from ch1.cli import Parser, add_data_arg, positive_int, writable_output_file
 from ch1.run import load_data
 

@@ -23,7 +23,7 @@ import keras
 
 import reproduce
 from ch1 import device, outputs
-from tools import records
+from study import records
 from ch1.cli import Parser, add_data_arg, positive_int, writable_output_file
 
 TRIALS = (("1.3.2", (1, 4, 6, 16)), ("1.4.1", (1, 3)))

@@ -8,7 +8,7 @@ repeats, one seed each), and the speed-up over plain ``model.fit``. Paths:
 
 - plain:    the book's ``model.fit(x_train, y_train, epochs=..., batch_size=...)`` in float32
 - bfloat16: the same under Keras' mixed_bfloat16 policy
-- fast:     the compiled on-device epoch loop (tools/train.py); it runs only on an accelerator
+- fast:     the compiled on-device epoch loop (study/train.py); it runs only on an accelerator
             (JAX on a GPU), elsewhere it says so and is model.fit
 
 The JSON records the CPU model and its speed flags (avx2, avx512f, avx512_bf16, amx_tile) or
@@ -31,9 +31,9 @@ import keras
 from ch1 import device, outputs
 from ch1.cli import Parser, add_data_arg, positive_int, writable_output_file
 from ch1.run import add_smoke_arg, load_data
-from tools.stats import mean_std
-from tools.tables import LISTINGS, row
-from tools.train import accelerator, train_and_evaluate
+from study.stats import mean_std
+from study.tables import LISTINGS, row
+from study.train import accelerator, train_and_evaluate
 
 PATHS = ("plain", "bfloat16", "fast")
 

@@ -8,7 +8,7 @@
 - ``ch1.run``: a listing's command line, seeding and run (imports Keras).
 
 The tools (reproduce.py, figures.py, predict.py, benchmarks/) stand on these and on the
-package ``tools``.
+packages ``study`` (the chapter's tables) and ``your_digit`` (the own-digit app).
 """
 
 from ch1.startup import quiet_startup

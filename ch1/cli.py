@@ -20,11 +20,19 @@ def prog():
     return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "ch1"
 
 
+def printable(text):
+    """``text`` (a file name, or a message naming one) as one printable line in any locale: bytes that
+    are not UTF-8 as ``\\xe9``, a newline as ``\\n``, other control and invisible characters as
+    ``\\x1b``, ``\\u202e``, ... (a file's name cannot forge a line of output or rewrite the terminal)."""
+    text = os.fsencode(text).decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def error(message):
-    """Say what is wrong in one line on stderr: ``prog: error: message``."""
+    """Say what is wrong in one line on stderr: ``prog: error: message`` (escaped by :func:`printable`)."""
     flush_stdout()
     if sys.stderr is not None:  # None where stderr was closed (`2>&-`) and nothing reopened it
-        print(f"{prog()}: error: {message}", file=sys.stderr)
+        print(f"{prog()}: error: {printable(message)}", file=sys.stderr)
 
 
 def flush_stdout():

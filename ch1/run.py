@@ -1,5 +1,6 @@
 """The life of one listing's run: its command line, seeding, data, and what it leaves behind."""
 
+import json
 import os
 import secrets
 import tempfile
@@ -10,10 +11,12 @@ import keras
 from ch1 import device, outputs
 from ch1.cli import Parser, add_data_arg, ensure_output_dir, fail, positive_int, seed_number
 from ch1.data import TRAIN_SIZE, DataError, load_mnist
+from ch1.files import regular_file
 
 DEFAULT_SEED = 0
 SMOKE_TRAIN = 6000  # --smoke trains on the first 6,000 training images
 SMOKE_TEST = 2000  # and evaluates on the first 2,000 test images
+MAX_RUN_BYTES = 2**20  # a run's <name>.json: the listings' are a few kB
 
 
 def seed_everything(seed):
@@ -164,6 +167,29 @@ class Run:
         self.written.append(outputs.write_json(self.path(".json"), results))
         print("Wrote " + ", ".join(self.written))
         return results
+
+
+def read_run(path):
+    """A run's ``<name>.json``, as :meth:`Run.finish` wrote it, read back (by predict.py, figures.py and
+    make_docs.py): a dict, or ValueError saying in a few words why it is not one."""
+    regular_file(path, "a run's JSON", ValueError)
+    if os.stat(path).st_size > MAX_RUN_BYTES:
+        raise ValueError(f"over {MAX_RUN_BYTES:,} bytes")
+    with open(path, "rb") as f:
+        try:
+            run = json.loads(f.read().decode("utf-8"))
+        except (UnicodeDecodeError, RecursionError, json.JSONDecodeError) as exc:
+            raise ValueError(f"not JSON ({type(exc).__name__})") from None
+    history = run.get("history") if isinstance(run, dict) else None
+    loss, accuracy = (history.get(key) for key in ("loss", "accuracy")) if isinstance(history, dict) else (None, None)
+    number = (int, float)
+    if not (isinstance(run.get("name"), str) and isinstance(run.get("listing"), str)
+            and type(run.get("epochs")) is int and run["epochs"] >= 1 and type(run.get("seed")) is int
+            and type(run.get("smoke")) is bool and type(run.get("test_accuracy")) in number
+            and 0 <= run["test_accuracy"] <= 1 and isinstance(loss, list) and isinstance(accuracy, list)
+            and 0 < len(loss) == len(accuracy) and all(type(v) in number for v in loss + accuracy)):
+        raise ValueError("not a run's results: a field is missing or of the wrong type")
+    return run
 
 
 def save_model(model, path):

@@ -10,7 +10,7 @@ import os
 from tests.support import ROOT
 
 LISTINGS = ("mnist_sampler", "mlp_mnist", "cnn_mnist", "rnn_mnist")
-PACKAGES = ("ch1", "tools")  # the project's own: the listings' plumbing and the tools'
+PACKAGES = ("ch1", "study", "your_digit")  # the project's own: the listings' plumbing, the study, the app
 
 
 def source_of(module):
@@ -56,12 +56,12 @@ def test_the_import_reader_sees_what_python_imports():
     assert imported_by("mlp_mnist") >= {"ch1", "ch1.run"}  # from ch1 import ...; from ch1.run import ...
     assert "ch1.cli" in imported_by("ch1.run")
     assert "ch1.startup" in imported_by("ch1")  # ch1/__init__.py: from ch1.startup import quiet_startup
-    assert {"tools", "tools.records", "tools.train"} <= imported_by("reproduce")
-    assert "tools.serve" not in reached_from(["figures"])  # a module figures.py never imports is not reached
+    assert {"study", "study.records", "study.train"} <= imported_by("reproduce")
+    assert "your_digit.serve" not in reached_from(["figures"])  # a module figures.py never imports is not reached
 
 
 def test_every_module_in_ch1_is_reached_from_the_listings_imports():
     reached = reached_from(LISTINGS)
     present = {"ch1"} | {f"ch1.{name[:-3]}" for name in os.listdir(os.path.join(ROOT, "ch1"))
                          if name.endswith(".py") and name != "__init__.py"}
-    assert reached == present  # every ch1 module, and nothing of tools/
+    assert reached == present  # every ch1 module, and nothing of study/ or your_digit/

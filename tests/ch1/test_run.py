@@ -225,10 +225,10 @@ def test_the_last_line_passes_when_the_exit_comes_as_the_filter_waits(tmp_path):
 
 
 def test_importing_ch1_has_no_side_effects(tmp_path):
-    """`import ch1.outputs` (and the other modules that need no model: ch1.cli, ch1.files, tools.records,
+    """`import ch1.outputs` (and the other modules that need no model: ch1.cli, ch1.files, study.records,
     the reports and studies) loads neither Keras nor TensorFlow, and leaves stderr alone."""
-    code = ("import sys, ch1, ch1.outputs, tools.tables, ch1.cli, tools.records, tools.report, ch1.device, ch1.startup, "
-            "tools.results; "
+    code = ("import sys, ch1, ch1.outputs, study.tables, ch1.cli, study.records, study.report, ch1.device, ch1.startup, "
+            "study.results; "
             "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules))")
     done = run_script(["-c", code], tmp_path, env={**os.environ, "PYTHONPATH": ROOT})
     assert done.returncode == 0 and done.stdout.strip() == "[]" and done.stderr == ""

@@ -13,7 +13,7 @@ import mlp_mnist
 import mnist_sampler
 import rnn_mnist
 from ch1.run import SMOKE_TEST
-from tools.tables import LISTINGS
+from study.tables import LISTINGS
 
 LISTING_MODULES = {"mlp": mlp_mnist, "cnn": cnn_mnist, "rnn": rnn_mnist}
 

@@ -8,8 +8,8 @@ import pytest
 import cnn_mnist
 import mlp_mnist
 import rnn_mnist
-from tools import variants
-from tools.tables import LISTING_1_4_2, LISTINGS, VARIANTS
+from study import variants
+from study.tables import LISTING_1_4_2, LISTINGS, VARIANTS
 
 pytestmark = pytest.mark.backend
 
@@ -21,7 +21,7 @@ def test_book_parameter_counts(module, params):
 
 
 def test_the_tools_know_each_listings_count():
-    """tools.tables.LISTINGS, which the tools and docs read, holds what the listings build."""
+    """study.tables.LISTINGS, which the tools and docs read, holds what the listings build."""
     for listing in LISTINGS.values():
         assert listing.params == importlib.import_module(listing.module).build_model().count_params()
 

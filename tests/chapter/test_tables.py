@@ -1,4 +1,4 @@
-"""The book's tables as data (tools/tables.py): each row builds the model its columns describe, the
+"""The book's tables as data (study/tables.py): each row builds the model its columns describe, the
 listings are rows of their tables, and the book's numbers are typed in one place."""
 
 import importlib
@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from tests.support import ROOT
-from tools.tables import LISTINGS, TABLES
+from study.tables import LISTINGS, TABLES
 
 
 def _layers(model, kind):
@@ -84,8 +84,8 @@ def test_each_listing_is_a_row_of_its_table(key):
 
 
 def test_the_books_numbers_are_typed_in_one_file():
-    """A few of the book's numbers that appear nowhere else: only tools/tables.py types them in code."""
+    """A few of the book's numbers that appear nowhere else: only study/tables.py types them in code."""
     files = subprocess.run(["git", "ls-files", "*.py"], capture_output=True, text=True, cwd=ROOT).stdout.split()
     for number in ("93.65", "99.93", "97.76", "96.79", "97.88"):
         holders = [f for f in files if not f.startswith("tests/") and number in open(os.path.join(ROOT, f)).read()]
-        assert holders == ["tools/tables.py"], (number, holders)
+        assert holders == ["study/tables.py"], (number, holders)

@@ -1,4 +1,4 @@
-"""The digit page's server (tools/serve.py, predict.py --serve): its API without a browser.
+"""The digit page's server (your_digit/serve.py, predict.py --serve): its API without a browser.
 
 Good images answered as predict.py answers files, junk and blank bodies refused with 400,
 oversize ones with 413 from the header alone, no Content-Length with 411, unknown paths and
@@ -27,7 +27,7 @@ from PIL import Image
 
 import mlp_mnist
 import predict
-from tools import digits, serve
+from your_digit import digits, serve
 from ch1.data import prepare_images
 from benchmarks.photos import as_drawn, png_bytes
 from tests import background
@@ -189,7 +189,7 @@ def test_missing_or_bad_content_length(server):
 
 @pytest.mark.parametrize("path", ["/nope", "/predict/x", "/web/app.js", "/../README.md", "/%2e%2e/predict.py",
                                   "/..%2fREADME.md", "/index.html/../../predict.py", "//etc/passwd",
-                                  "/app.js/..", "/tools/serve.py", "/.git/config"])
+                                  "/app.js/..", "/your_digit/serve.py", "/.git/config"])
 def test_unknown_paths_and_traversal_get_404(server, path):
     status, answer = server.request("GET", path)
     assert status == 404 and "no such page" in answer["error"]

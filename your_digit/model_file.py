@@ -498,7 +498,7 @@ def _same_shape(settings, shape, label, name):
     return 0, shape
 
 
-# The layers the listings and their variants (tools/variants.py) use, each sized from its settings
+# The layers the listings and their variants (study/variants.py) use, each sized from its settings
 # and input shape: (parameters, output shape).
 LAYERS = {
     "Dense": _dense,

@@ -18,7 +18,7 @@ class Row:
     build: dict  # keyword arguments of the listing's build_model
     book_train: float = None  # None: the chapter prints no number for this configuration
     book_test: float = None
-    variant: str = None  # a change to the listing's model (tools.variants), None for the model as printed
+    variant: str = None  # a change to the listing's model (study.variants), None for the model as printed
 
     @property
     def title(self):
@@ -151,7 +151,7 @@ def row(table_id, number):
 
 # What the CNN section says but never measures: Listing 1.4.1's model (Adam, Dropout(0.2), the
 # listing's own settings) with one change each, trained at Table 1.4.1's budget. The changes are
-# made by tools.variants on the listing's own build_model; the listing stays as printed.
+# made by study.variants on the listing's own build_model; the listing stays as printed.
 # Strided convolution is read as "the Conv2D before each pooling layer gets strides=2 and the
 # pooling layer goes": the same 50% size reduction, with no layer added.
 VARIANTS = Table("cnn-variants", "Listing 1.4.1's model, one change each", "cnn_mnist", 10, [

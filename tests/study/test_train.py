@@ -1,4 +1,4 @@
-"""tools/train.py: the tools' training of one configuration, and its speed options.
+"""study/train.py: the tools' training of one configuration, and its speed options.
 
 The compiled JAX loop is checked against model.fit in a small program with KERAS_BACKEND=jax
 (a Keras process has one backend).
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import mlp_mnist
-from tools import train
+from study import train
 
 from tests.support import ROOT
 
@@ -39,7 +39,7 @@ from ch1 import quiet_startup
 quiet_startup()
 import keras, numpy as np
 import mlp_mnist
-from tools import train
+from study import train
 from ch1.data import load_mnist, prepare_images
 
 (x, y), _ = load_mnist(full=False)

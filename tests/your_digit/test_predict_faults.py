@@ -18,10 +18,10 @@ import predict
 from ch1.data import prepare_images
 from tests import background
 from tests.support import ROOT, ended, first_test_digit, untrained_mlp
-from tests.tools.test_model_file import HOSTILE, hdf5, hostile_file, layer, members, rezip, sequential
-from tests.tools.test_predict import run, save
-from tools import model_file
-from tools.digits import read_image, to_mnist
+from tests.your_digit.test_model_file import HOSTILE, hdf5, hostile_file, layer, members, rezip, sequential
+from tests.your_digit.test_predict import run, save
+from your_digit import model_file
+from your_digit.digits import read_image, to_mnist
 
 LIMIT_MB = 1500  # the bound on memory for bad input
 

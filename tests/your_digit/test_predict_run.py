@@ -20,8 +20,8 @@ from PIL import Image
 
 import predict
 from tests.support import ROOT
-from tests.tools.test_serve_limits import Stub, drawn_png, post
-from tools import serve
+from tests.your_digit.test_serve_limits import Stub, drawn_png, post
+from your_digit import serve
 
 RECORD = {"name": "cnn-mnist", "listing": "1.4.1", "epochs": 10, "batch_size": 128, "seed": 0, "smoke": False,
           "test_accuracy": 0.99262}
@@ -287,7 +287,7 @@ def from_elsewhere(smoke_cnn, seven, tmp_path_factory):
     (project / "outputs").mkdir(parents=True)
     elsewhere.mkdir()
     shutil.copy(os.path.join(ROOT, "predict.py"), project)  # a copy of the project: its own code, its own outputs/
-    for package in ("ch1", "tools"):
+    for package in ("ch1", "study", "your_digit"):
         os.symlink(os.path.join(ROOT, package), project / package)
     smoke = os.path.dirname(smoke_cnn[1])
     for name in ("cnn-mnist.keras", "cnn-mnist.json"):

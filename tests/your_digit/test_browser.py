@@ -14,7 +14,7 @@ import tempfile
 import pytest
 
 from benchmarks.photos import as_drawn, png_bytes
-from tests.tools.test_serve import LAYERS, Served
+from tests.your_digit.test_serve import LAYERS, Served
 from tests.support import ROOT
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)

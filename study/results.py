@@ -1,18 +1,18 @@
 """RESULTS.md and the per-table files, made from all of reproduce.py's records (``--merge``).
 
-The book's tables (tools.report), one set per Keras backend and precision on record, the rows
-off the book, the budget study (tools.sgd_study), what the chapter says but never measures
-(tools.cnn_study), and the records of any other budget, listed apart. Nothing here imports Keras.
+The book's tables (study.report), one set per Keras backend and precision on record, the rows
+off the book, the budget study (study.sgd_study), what the chapter says but never measures
+(study.cnn_study), and the records of any other budget, listed apart. Nothing here imports Keras.
 """
 
 import os
 
 from ch1 import outputs
-from tools import cnn_study, sgd_study
-from tools.records import child, read_discussion
-from tools.report import BATCH_SIZE, OFF_BY, book_budget, csv_table, markdown_table, matches, still_learning, summarize
-from tools.stats import mean, mean_std, std
-from tools.tables import TABLES
+from study import cnn_study, sgd_study
+from study.records import child, read_discussion
+from study.report import BATCH_SIZE, OFF_BY, book_budget, csv_table, markdown_table, matches, still_learning, summarize
+from study.stats import mean, mean_std, std
+from study.tables import TABLES
 
 
 def environments(table_id, records, budget):

@@ -1,7 +1,7 @@
 """reproduce.py: one real sweep, then its bookkeeping with a stand-in trainer: every row, resume,
 shards, merge, records keyed by what changes the numbers, bad records, claims, and a results folder
 or flags that cannot be used, refused before any training. (Claims under several processes at once,
-and crafted records, without Keras: tests/tools/test_records_faults.py.)"""
+and crafted records, without Keras: tests/study/test_records_faults.py.)"""
 
 import contextlib
 import csv
@@ -16,8 +16,8 @@ import pytest
 
 import mlp_mnist
 import reproduce
-from tools import records, report, sgd_study
-from tools.tables import LISTINGS, TABLES
+from study import records, report, sgd_study
+from study.tables import LISTINGS, TABLES
 from tests import background
 from tests.support import ROOT
 

@@ -1,8 +1,8 @@
-"""tools/model_file.py: a model file checked before Keras reads it (hostile archives refused in one line,
+"""your_digit/model_file.py: a model file checked before Keras reads it (hostile archives refused in one line,
 without Keras) and loaded leaving no temporary folder behind, however the load ends.
 
 The hostile archives are written by hand (:func:`write_zip`): members stored, deflated to any size
-("bombs" of a few kB per 16 MB), or declaring sizes they do not hold. tests/tools/test_predict_faults.py
+("bombs" of a few kB per 16 MB), or declaring sizes they do not hold. tests/study/test_predict_faults.py
 runs them through predict.py and measures its memory.
 """
 
@@ -24,8 +24,8 @@ import pytest
 
 from tests import background
 from tests.support import ROOT
-from tools import model_file
-from tools.model_file import ModelFileError
+from your_digit import model_file
+from your_digit.model_file import ModelFileError
 
 # --- archives written by hand --------------------------------------------------------------------
 
@@ -261,7 +261,7 @@ def test_the_hand_written_archives_are_well_formed(tmp_path):
 CHECK_ALL = """
 import sys
 sys.path.insert(0, {root!r})
-from tools import model_file
+from your_digit import model_file
 for path in sys.argv[1:]:
     try:
         print("passed", model_file.check(path))
@@ -304,7 +304,7 @@ def listings(tmp_path_factory):
     import cnn_mnist
     import mlp_mnist
     import rnn_mnist
-    from tools import variants
+    from study import variants
 
     keras.utils.set_random_seed(0)
     folder = tmp_path_factory.mktemp("listings")

@@ -26,7 +26,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tests.support import ROOT
-from tools import serve
+from your_digit import serve
 
 NORMAL_LATENCY = 2.0  # seconds: what the issue allows a normal request while hostile clients are connected
 
@@ -492,8 +492,8 @@ def test_listening_beyond_loopback_warns_in_one_line(host, warned, monkeypatch, 
 SERVER = """
 import json, resource, sys
 limits, files = json.loads(sys.argv[1]), int(sys.argv[2])
-from tests.tools.test_serve_limits import Stub
-from tools import serve
+from tests.your_digit.test_serve_limits import Stub
+from your_digit import serve
 if files:
     resource.setrlimit(resource.RLIMIT_NOFILE, (files, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 server = serve.bind(Stub(), "127.0.0.1", 0, serve.Limits(**limits))

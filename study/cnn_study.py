@@ -8,7 +8,7 @@
 4. CNNs are more parameter efficient and more accurate than MLPs.
 
 The runs are reproduce.py's: Listing 1.4.1's model is Table 1.4.1 row 3 (its own settings); the
-variants are tools.tables.VARIANTS; all at Table 1.4.1's budget (Adam, batch 128, 10 epochs), with
+variants are study.tables.VARIANTS; all at Table 1.4.1's budget (Adam, batch 128, 10 epochs), with
 the test accuracy after every epoch for claim 3 (``--validation``). This module reads the records
 and writes the tables, one generated conclusion per claim and the two figures. Nothing here imports
 Keras.
@@ -22,9 +22,9 @@ import math
 from array import array
 
 from ch1 import outputs
-from tools.report import BATCH_SIZE
-from tools.stats import mean, mean_std, std
-from tools.tables import LISTINGS, TABLES, VARIANTS
+from study.report import BATCH_SIZE
+from study.stats import mean, mean_std, std
+from study.tables import LISTINGS, TABLES, VARIANTS
 
 BOOK = ("1.4.1", LISTINGS["cnn"].row)  # Listing 1.4.1's model as printed: its row of Table 1.4.1
 VARIANT = {row.variant: (VARIANTS.id, number) for number, row in enumerate(VARIANTS.rows, 1)}
@@ -74,7 +74,7 @@ def _curve(record):
     history = record.get("history") or {}
     test, train = history.get("val_accuracy"), history.get("accuracy")
     return (isinstance(test, (list, array)) and isinstance(train, (list, array)) and test and len(test) == len(train)
-            and all(isinstance(v, (int, float)) for v in (*test, *train)))  # (array: tools.records.curves)
+            and all(isinstance(v, (int, float)) for v in (*test, *train)))  # (array: study.records.curves)
 
 
 def compare(a, b):
@@ -174,7 +174,7 @@ def _batch_norm_conclusion(rates):
 def cnn_and_mlp_points(found, variants):
     """One point per MLP and CNN row at the book's budget (Tables 1.3.2 and 1.4.1, and the variants):
     (family, label, params, test mean, test std, n)."""
-    from tools.report import book_budget, summarize
+    from study.report import book_budget, summarize
 
     points = []
     for table_id, family in (("1.3.2", "MLP"), ("1.4.1", "CNN")):
@@ -294,7 +294,7 @@ def section(found, level=2, figures="docs/figures"):
     mark = "#" * level
     parts = [f"{mark} What the chapter says, measured\n",
              "Four claims of the CNN section, each tested with real runs of Listing 1.4.1's model and one change "
-             f"(`tools/tables.py`'s `VARIANTS`), at Table 1.4.1's budget: Adam, batch {BATCH_SIZE}, "
+             f"(`study/tables.py`'s `VARIANTS`), at Table 1.4.1's budget: Adam, batch {BATCH_SIZE}, "
              f"{TABLES['1.4.1'].epochs} epochs, {SEEDS} seeds (0, 1, 2); mean ± sample std over the seeds. A "
              "difference counts as measurable when it is larger than the two settings' spreads together. "
              f"Seconds per epoch are wall-clock as each run recorded them, {_where(found)}, shared with other "

@@ -8,9 +8,9 @@ reaches the book. Nothing here imports Keras.
 """
 
 from ch1 import outputs
-from tools.report import OFF_BY, book_budget, matches, summarize
-from tools.stats import mean, mean_std, std
-from tools.tables import TABLES
+from study.report import OFF_BY, book_budget, matches, summarize
+from study.stats import mean, mean_std, std
+from study.tables import TABLES
 
 # The rows tested, and the settings tried on each beside the book's budget (issue 13).
 STUDY_ROWS = (("1.3.2", 1), ("1.3.2", 2), ("1.3.2", 4), ("1.3.2", 6), ("1.3.2", 10), ("1.4.1", 1))

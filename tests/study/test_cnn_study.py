@@ -1,4 +1,4 @@
-"""What the chapter says, measured (tools/cnn_study.py): each claim's verdict follows from the
+"""What the chapter says, measured (study/cnn_study.py): each claim's verdict follows from the
 records it names, on made-up records and on the committed ones. No Keras."""
 
 import statistics
@@ -6,8 +6,8 @@ import statistics
 import pytest
 
 from tests.support import ROOT
-from tools import cnn_study, records
-from tools.records import Trial
+from study import cnn_study, records
+from study.records import Trial
 
 
 def record(table, row, seed, test, lr=None, params=80_266, curve=None, diverged=None, epochs=10):

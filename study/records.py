@@ -10,7 +10,7 @@ A results folder may come with a clone, so nothing in it is trusted:
   invalid UTF-8, bad JSON, a missing field, a field of the wrong type or a value outside its
   set or range is skipped with one warning naming the file and line (that trial simply runs
   again). Every value that becomes part of a file name comes from a fixed set (tables and
-  rows of tools.tables.SWEEPS, BACKENDS, PRECISIONS) or a bounded range, and every name made
+  rows of study.tables.SWEEPS, BACKENDS, PRECISIONS) or a bounded range, and every name made
   from one is checked to stay inside its folder (:func:`child`).
 - Files are read line by line, and per trial only what the reports read is kept
   (:func:`for_reports`), so a merge's memory follows the trials, not the size of the files.
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from ch1.data import TRAIN_SIZE
 from ch1.files import file_kind, regular_file
-from tools.tables import SWEEPS
+from study.tables import SWEEPS
 
 BACKENDS = ("tensorflow", "jax", "torch")  # the Keras backends a sweep runs and records
 PRECISIONS = ("float32", "bfloat16")

@@ -2,7 +2,7 @@
 
 The page (``web/``: plain HTML, CSS and JavaScript, nothing fetched from elsewhere) posts
 what is drawn, or a dropped photo, to ``POST /predict``; the answer is prepared by the same
-code as ``predict.py``'s files (:mod:`tools.digits`) and computed by one forward pass.
+code as ``predict.py``'s files (:mod:`your_digit.digits`) and computed by one forward pass.
 
 ``POST /predict``: the body is a PNG, JPEG or WebP image (at most 10 MB, with a
 Content-Length). The answer, ``200`` and JSON::
@@ -66,7 +66,7 @@ from PIL import Image
 
 from ch1.cli import error, prog
 from ch1.data import prepare_images
-from tools.digits import ImageError, decode_image, probabilities, to_mnist
+from your_digit.digits import ImageError, decode_image, probabilities, to_mnist
 
 MAX_BODY = 10 * 2**20  # bytes: a photo of a digit needs far less
 MAX_PIXELS = 50_000_000  # an image's width x height: a 48- or 50-megapixel phone photo (8160x6120) is the most

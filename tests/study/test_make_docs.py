@@ -15,7 +15,7 @@ import pytest
 
 import make_docs
 from tests.support import ROOT
-from tools import sgd_study
+from study import sgd_study
 
 PAGES = ["README.md", "RESULTS.md"] + sorted(os.path.join("docs", p) for p in os.listdir(os.path.join(ROOT, "docs"))
                                              if p.endswith(".md"))

@@ -1,5 +1,5 @@
 """The book's tables re-run: per row the book beside the measured mean ± std over seeds, as
-Markdown and CSV (tools.results puts them into RESULTS.md).
+Markdown and CSV (study.results puts them into RESULTS.md).
 
 A table is always at the book's budget (the table's epochs, batch 128, Keras' default learning
 rate), for one Keras backend and precision. Nothing here imports Keras.
@@ -8,7 +8,7 @@ rate), for one Keras backend and precision. Nothing here imports Keras.
 import csv
 import io
 
-from tools.stats import mean, mean_std, std
+from study.stats import mean, mean_std, std
 
 OFF_BY = 0.3  # a row is marked when its mean test accuracy is more than this many points from the book's
 BATCH_SIZE = 128  # the book's batch size for every row

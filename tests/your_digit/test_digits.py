@@ -1,4 +1,4 @@
-"""tools.digits without a model: the parts of a digit, the paper's noise, and image files that
+"""your_digit.digits without a model: the parts of a digit, the paper's noise, and image files that
 once gave a traceback, warnings or a forged line (issue 19). No Keras here."""
 
 import os
@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from benchmarks import photos
-from tools import digits
+from your_digit import digits
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""tools.records and tools.results against a results folder that came with a crafted clone (issue 19),
+"""study.records and study.results against a results folder that came with a crafted clone (issue 19),
 and claims taken by several processes at once (issue 18), without Keras: names from fixed sets, paths
 that stay in their folders, nothing written through a symbolic link, records read as a stream in
 bounded memory, histories the reports cannot use left out of what needs one."""
@@ -14,8 +14,8 @@ import threading
 
 import pytest
 
-from tools import records, results, sgd_study
-from tools.tables import SWEEPS, TABLES
+from study import records, results, sgd_study
+from study.tables import SWEEPS, TABLES
 from tests import background
 from tests.support import ROOT
 
@@ -257,7 +257,7 @@ def test_take_leaves_what_another_sweep_holds_or_has_recorded(tmp_path):
 
 SWEEPER = """
 import json, os, sys, time
-from tools import records
+from study import records
 
 folder, go = sys.argv[1], sys.argv[2]
 trials = [records.Trial("1.4.1", row, seed, 1, 128, True) for seed in range(3) for row in range(1, 5)]
@@ -333,7 +333,7 @@ def test_a_fifo_among_the_records_is_skipped_unopened(tmp_path, capsys):
 
 MEASURE = """
 import sys
-from tools import records, results
+from study import records, results
 folder = sys.argv[1]
 found = records.read_records(folder, quiet=True)
 results.write_reports(found, folder, folder + "/R.md", 3)

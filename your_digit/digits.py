@@ -1,6 +1,6 @@
 """Digit images as MNIST was made: reading any image file or upload, and preparing it as 28x28.
 
-One code path for ``predict.py`` (files on the command line) and ``tools.serve`` (images posted
+One code path for ``predict.py`` (files on the command line) and ``your_digit.serve`` (images posted
 from the page): :func:`read_image` or :func:`decode_image` give float greys, and
 :func:`to_mnist` makes of them the uint8 28x28 image MNIST would hold. Nothing here imports
 Keras.

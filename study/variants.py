@@ -1,15 +1,15 @@
-"""Listing 1.4.1's model with one of the changes the CNN section describes (tools.tables.VARIANTS).
+"""Listing 1.4.1's model with one of the changes the CNN section describes (study.tables.VARIANTS).
 
 The listing's own ``build_model`` makes the model as printed; :func:`build` then rebuilds it
 layer by layer from the layers' own configurations with one change, so every other setting
 stays the listing's. Imports Keras.
 
-    python -m tools.variants    # each variant's parameter count
+    python -m study.variants    # each variant's parameter count
 """
 
 from ch1 import quiet_startup
 
-quiet_startup()  # before Keras loads TensorFlow (python -m tools.variants is an entry point too)
+quiet_startup()  # before Keras loads TensorFlow (python -m study.variants is an entry point too)
 
 import keras  # noqa: E402
 from keras.layers import Activation, AveragePooling2D, BatchNormalization, Conv2D, MaxPooling2D  # noqa: E402
@@ -68,7 +68,7 @@ def build(build_model, variant=None, **build_args):
 
 
 def builder(build_model, variant):
-    """A ``build_model``-like function that makes ``variant`` (for tools.train.train_and_evaluate)."""
+    """A ``build_model``-like function that makes ``variant`` (for study.train.train_and_evaluate)."""
     if variant is None:
         return build_model
 
@@ -81,7 +81,7 @@ def builder(build_model, variant):
 def main():
     import importlib
 
-    from tools.tables import VARIANTS
+    from study.tables import VARIANTS
 
     listing = importlib.import_module(VARIANTS.listing)
     print(f"{'variant':<20} {'params':>8}  change")

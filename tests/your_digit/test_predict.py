@@ -14,7 +14,7 @@ import mlp_mnist
 import predict
 import rnn_mnist
 from benchmarks import photos
-from tools import digits as prep
+from your_digit import digits as prep
 from ch1.data import prepare_images
 from tests.support import ROOT
 
@@ -43,7 +43,7 @@ def scaled(image, size):
 
 def run(argv, capsys):
     """predict.main in-process: (results or None, exit code, stdout lines, stderr lines), the stdout
-    lines without the first line naming the model's run (its tests: tests/tools/test_predict_run.py)."""
+    lines without the first line naming the model's run (its tests: tests/study/test_predict_run.py)."""
     try:
         results, code = predict.main(argv), 0
     except SystemExit as exit_:
@@ -370,7 +370,7 @@ def test_non_finite_pixels_are_background(digits, tmp_path):
 PEAKS = """
 import resource, sys
 sys.path.insert(0, sys.argv[1])
-from tools.digits import ImageError, read_image, to_mnist
+from your_digit.digits import ImageError, read_image, to_mnist
 for path in sys.argv[2:]:
     try:
         seen = to_mnist(read_image(path)[0])
