@@ -1,8 +1,5 @@
 """The command line every tool here builds on: argparse with one-line errors, checked flags,
-output paths checked before any long work, and Ctrl-C or SIGTERM ending in one line.
-
-Nothing here imports Keras.
-"""
+output paths checked before any long work, and Ctrl-C or SIGTERM ending in one line (no Keras here)."""
 
 import argparse
 import difflib
@@ -11,7 +8,6 @@ import signal
 import sys
 
 from ch1 import outputs
-from ch1.startup import release_stderr
 
 SEED_MAX = 2**32 - 1  # what NumPy and the backends accept as a seed
 
@@ -52,6 +48,13 @@ def fail(message):
     raise SystemExit(2)
 
 
+class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each flag's default, but none where there is no default (no "(default: None)")."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with the description from a docstring, defaults shown in --help, one-line errors.
 
@@ -63,7 +66,7 @@ class Parser(argparse.ArgumentParser):
         lines = (doc or "").strip().splitlines()
         super().__init__(
             description=lines[0] if lines else None,
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            formatter_class=_Defaults,
             **kwargs,
         )
 
@@ -87,25 +90,24 @@ class Parser(argparse.ArgumentParser):
         return ""
 
 
-def positive_int(text):
+def _whole(text, low, high, says):
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{says}, got {value}")
     return value
+
+
+def positive_int(text):
+    """A count (an argparse type): a whole number from 1."""
+    return _whole(text, 1, float("inf"), "must be at least 1")
 
 
 def seed_number(text):
     """A seed (an argparse type): a whole number from 0 to 2**32 - 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= value <= SEED_MAX:
-        raise argparse.ArgumentTypeError(f"must be from 0 to {SEED_MAX}, got {value}")
-    return value
+    return _whole(text, 0, SEED_MAX, f"must be from 0 to {SEED_MAX}")
 
 
 def add_data_arg(parser):
@@ -113,8 +115,7 @@ def add_data_arg(parser):
     parser.add_argument(
         "--data", metavar="PATH",
         help="a Keras mnist.npz, a folder holding one, or a folder of the four MNIST IDX files (.gz or raw); "
-        "default: $MNIST_DATA, else keras.datasets.mnist.load_data()"
-        "%(default).0s",  # (an empty field: keeps argparse from adding "(default: None)")
+        "default: $MNIST_DATA, else keras.datasets.mnist.load_data()",
     )
     return parser
 
@@ -170,7 +171,6 @@ def _interrupted(signum, frame):
         except Exception:  # noqa: BLE001 - the command is ending; each cleanup is best effort
             pass
     flush_stdout()
-    release_stderr()  # what the run wrote to stderr so far passes before the process ends
     os.write(2, f"{prog()}: interrupted\n".encode(errors="backslashreplace"))
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)

@@ -1,16 +1,8 @@
-"""MNIST loading and validation.
-
-Sources, in order of precedence: ``--data PATH``, the ``MNIST_DATA`` environment
-variable, then ``keras.datasets.mnist.load_data()`` (which downloads, or reads Keras' cache). A
-path may be a Keras-layout ``mnist.npz``, a folder holding ``mnist.npz``, or a folder holding the
-four MNIST IDX files, gzipped or raw (:func:`resolve_source`). Every problem raises
-:class:`DataError` with a one-line message naming the file, and ``MNIST_DATA`` where the path
-came from it.
-
-The loader trusts no file. It refuses anything that is not a regular file before
-opening it (a FIFO would block), reads each array's header before its body, and
-refuses any shape that MNIST cannot have, so a small hostile file (a gzip or zip
-"bomb", a header declaring terabytes) costs no more memory than the real MNIST.
+"""MNIST: found (:func:`resolve_source`: ``--data``, else ``$MNIST_DATA``, else Keras' download and cache,
+``$KERAS_HOME/datasets/mnist.npz``), loaded and checked. Every problem raises :class:`DataError`, one line
+naming the file (and ``MNIST_DATA`` where the path came from it). Memory stays bounded whatever the file:
+anything but a regular file is refused unopened, an npz from its size, each npz member from its declared
+size and .npy header (pickles refused), an IDX file read no further than its MNIST-sized header allows.
 """
 
 import gzip
@@ -29,47 +21,30 @@ TRAIN_SIZE = 60000
 TEST_SIZE = 10000
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 # The four IDX files, by the names LeCun's site uses (a '.' instead of the '-' before 'idx' is also seen).
-IDX_FILES = {
-    "x_train": "train-images-idx3-ubyte",
-    "y_train": "train-labels-idx1-ubyte",
-    "x_test": "t10k-images-idx3-ubyte",
-    "y_test": "t10k-labels-idx1-ubyte",
-}
-IDX_UBYTE = 0x08
-ZIP_MAGIC = b"PK\x03\x04"
-GZIP_MAGIC = b"\x1f\x8b"
+IDX_FILES = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
+             "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
 HOW_TO_POINT = ("pass --data PATH or set MNIST_DATA to a Keras mnist.npz, a folder holding one, or a folder of "
                 "the four MNIST IDX files")
 
-# The largest arrays any MNIST file can hold: no split has more than the 60,000 training
-# images. Every size a header declares is checked against these before anything is read.
+# The largest arrays any MNIST file holds: no split has more than the 60,000 training images.
 MAX_IMAGES = TRAIN_SIZE
-MAX_IMAGE_BYTES = MAX_IMAGES * IMAGE_SIZE * IMAGE_SIZE  # 47,040,000 bytes of uint8 pixels
-MAX_LABEL_BYTES = MAX_IMAGES * 8  # labels may be stored as int64 in an npz
-MAX_NPY_HEADER = 65536  # room for a .npy file's magic string and header
-# An npz holding the four arrays at their largest, uncompressed, plus headers.
-MAX_NPZ_BYTES = 2 * (MAX_IMAGE_BYTES + MAX_LABEL_BYTES + MAX_NPY_HEADER) + 2**20
-NPZ_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)  # what np.savez and savez_compressed write
-CHUNK = 2**20  # IDX bodies are read a megabyte at a time
+MAX_NPY_HEADER = 65536  # numpy's own max_header_size is 10,000; room for a hand-made header
+MAX_MEMBER_BYTES = {"x": MAX_IMAGES * IMAGE_SIZE**2 + MAX_NPY_HEADER, "y": MAX_IMAGES * 8 + MAX_NPY_HEADER}
+MAX_NPZ_BYTES = 2 * sum(MAX_MEMBER_BYTES.values()) + 2**20  # the four arrays at their largest, stored
 
 
 class DataError(Exception):
-    """A data source that is missing, unreadable or not MNIST (message is one line)."""
+    """A data source that is missing, unreadable or not MNIST (one line)."""
 
 
 def load_mnist(path=None, full=True):
-    """Return ``((x_train, y_train), (x_test, y_test))`` as validated uint8 arrays.
-
-    ``path`` (``--data``) is found by :func:`resolve_source`; ``None`` means ``$MNIST_DATA`` and,
-    failing that, ``keras.datasets.mnist.load_data()``. ``full`` requires the genuine sizes
-    (60,000 training and 10,000 test images).
-    """
+    """``((x_train, y_train), (x_test, y_test))``, validated uint8 arrays, from ``path`` (``--data``; None:
+    :func:`resolve_source`'s rule); ``full`` requires the genuine 60,000 training and 10,000 test images."""
     source = resolve_source(path)
     if source is None:
-        arrays = _download()
-        name = "keras.datasets.mnist"
+        arrays, name = _download(), "keras.datasets.mnist"
     else:
-        name = source.name
+        name = source.path
         try:
             arrays = read_idx_dir(source.path) if source.is_idx_dir else read_npz(source.path)
         except DataError as exc:
@@ -85,10 +60,6 @@ class Source:
     def __init__(self, path, origin, is_idx_dir):
         self.path, self.origin, self.is_idx_dir = path, origin, is_idx_dir
 
-    @property
-    def name(self):
-        return self.path
-
     def blame(self, message):
         """A message about the data, saying where its path came from (``MNIST_DATA``: users forget)."""
         if self.origin == "--data":
@@ -97,10 +68,9 @@ class Source:
 
 
 def resolve_source(path=None):
-    """The one rule, for every script, tool and the tests: ``--data PATH``, else ``$MNIST_DATA``, may
-    name a Keras ``mnist.npz``, a folder holding ``mnist.npz``, or a folder of the four IDX files.
-    Returns a :class:`Source`, or None (neither given: Keras' download and cache). A path that does
-    not exist raises DataError saying where it came from."""
+    """The one rule, for every script, tool and the tests: ``--data PATH``, else ``$MNIST_DATA``, names a
+    Keras ``mnist.npz``, a folder holding one, or a folder of the four IDX files (gzipped or raw): a
+    :class:`Source`; None where neither is given (Keras' download and cache)."""
     origin = "--data"
     if path is None:
         path, origin = os.environ.get("MNIST_DATA") or None, "MNIST_DATA"
@@ -129,239 +99,130 @@ def _download():
     try:
         (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
     except Exception as exc:  # noqa: BLE001 - any failure here means "no download"
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"could not download MNIST ({reason}); {HOW_TO_POINT}") from None
+        raise DataError(f"could not download MNIST ({one_line(exc)}); {HOW_TO_POINT}") from None
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
-# --- npz ---------------------------------------------------------------------------------------
-
-
 def read_npz(path):
-    """Read a Keras-layout ``mnist.npz`` (keys x_train, y_train, x_test, y_test).
-
-    Each member's ``.npy`` header is read and checked first; its body is read only when
-    the header declares an array that MNIST could hold.
-    """
+    """Read a Keras-layout ``mnist.npz`` (keys x_train, y_train, x_test, y_test): its size, then each
+    member's declared size and .npy header are checked before any array is read."""
     size = regular_file(path, "an MNIST file", DataError).st_size
     try:
         with open(path, "rb") as f:
             head = f.read(4)
     except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
-    if head != ZIP_MAGIC:
+        raise DataError(f"{path}: cannot read ({reason(exc)})") from None
+    if head != b"PK\x03\x04":
         _not_an_npz(path, head)
     if size > MAX_NPZ_BYTES:
         raise DataError(f"{path}: {size:,} bytes, larger than any MNIST npz can be ({MAX_NPZ_BYTES:,} at most)")
     try:
         with zipfile.ZipFile(path) as zf:
-            names = set(zf.namelist())
-            missing = [k for k in NPZ_KEYS if k + ".npy" not in names]
+            missing = [k for k in NPZ_KEYS if k + ".npy" not in zf.namelist()]
             if missing:
                 raise DataError(f"{path}: npz lacks {', '.join(missing)} (expected keys {', '.join(NPZ_KEYS)})")
-            return {key: _read_npz_member(path, zf, key) for key in NPZ_KEYS}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
+            for key in NPZ_KEYS:
+                _check_member(path, zf, key)
+        with np.load(path, allow_pickle=False, max_header_size=MAX_NPY_HEADER) as npz:
+            return {key: npz[key] for key in NPZ_KEYS}
+    except (OSError, ValueError, EOFError, RuntimeError, NotImplementedError, zlib.error, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: corrupt or truncated npz ({one_line(exc)})") from None
 
 
+def _check_member(path, zf, key):
+    """Refuse, from its zip entry and .npy header alone, a member larger than MNIST's arrays can be."""
+    info = zf.getinfo(key + ".npy")
+    if info.file_size > MAX_MEMBER_BYTES[key[0]]:
+        raise DataError(f"{path}: {info.filename} declares {info.file_size:,} bytes uncompressed, "
+                        f"more than any MNIST array ({MAX_MEMBER_BYTES[key[0]]:,} at most)")
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(f, max_header_size=MAX_NPY_HEADER)
+    fault = _fault(key, shape, dtype) or (shape[0] > MAX_IMAGES and f"{key} declares {shape[0]:,} "
+                                          f"{'images' if key[0] == 'x' else 'labels'}, more than MNIST's {MAX_IMAGES:,}")
+    if fault:
+        raise DataError(f"{path}: {fault}")
+
+
 def _not_an_npz(path, head):
-    """Say what a file that does not start like a zip is (a lone IDX file, or something else)."""
-    if head[:2] == GZIP_MAGIC:
+    """Say what a file that is not a zip is: a lone IDX file, or something else."""
+    if head[:2] == b"\x1f\x8b":
         try:
             with gzip.open(path) as f:
                 head = f.read(4)  # only the first four inflated bytes
         except (OSError, EOFError, zlib.error):
             pass
-    if _idx_magic(head) is not None:
+    if _idx_dims(head) is not None:
         raise DataError(f"{path}: a single IDX file; pass the folder that holds all four IDX files")
     raise DataError(f"{path}: neither an npz file nor a folder of MNIST IDX files")
 
 
-def _read_npz_member(path, zf, key):
-    """Read one array from the npz, checking the zip entry and the .npy header before the body."""
-    member = key + ".npy"
-    info = zf.getinfo(member)
-    _check_zip_entry(path, info)
-    try:
-        with zf.open(info) as f:
-            shape, dtype = _read_npy_header(f)
-        _check_npy_header(path, key, shape, dtype)
-        limit = _max_array_bytes(key) + MAX_NPY_HEADER
-        if info.file_size > limit:
-            raise DataError(f"{path}: {member} declares {info.file_size:,} bytes uncompressed, "
-                            f"more than any MNIST array ({limit:,} at most)")
-        with zf.open(info) as f:  # the header passed: now numpy reads the whole member
-            array = np.lib.format.read_array(f, allow_pickle=False)
-            extra = f.read(1)  # reading to the end also makes zipfile check the CRC
-    except (OSError, ValueError, EOFError, RuntimeError, NotImplementedError, zlib.error, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path}: corrupt or truncated npz ({member}: {one_line(exc)})") from None
-    if extra:
-        raise DataError(f"{path}: corrupt npz ({member} holds more bytes than its header declares)")
-    return array
-
-
-def _check_zip_entry(path, info):
-    """Refuse an encrypted member or one compressed in a way np.savez never uses."""
-    if info.flag_bits & 0x1:
-        raise DataError(f"{path}: {info.filename} is encrypted (an MNIST npz never is)")
-    if info.compress_type not in NPZ_METHODS:
-        raise DataError(f"{path}: {info.filename} uses zip compression method {info.compress_type}; "
-                        "an npz member is stored (0) or deflated (8)")
-
-
-def _read_npy_header(f):
-    """The shape and dtype a .npy stream declares (its magic string and header only)."""
-    version = np.lib.format.read_magic(f)
-    if version == (1, 0):
-        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-    else:  # 2.0 (and 3.0, which differs only in the header's text encoding)
-        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-    return shape, dtype
-
-
-def _check_npy_header(path, key, shape, dtype):
-    """Refuse, from the .npy header alone, an array that MNIST could not hold.
-
-    A wrong shape or dtype gets the message validate() would give; small arrays with other
-    faults are left for validate() to report once they are loaded.
-    """
-    if dtype.hasobject:
-        raise DataError(f"{path}: {key} is an array of Python objects (a pickle); refusing to load it")
-    fault = _image_fault(key, shape, dtype) if key.startswith("x_") else _label_fault(key, shape, dtype)
-    if fault:
-        raise DataError(f"{path}: {fault}")
-    what = "images" if key.startswith("x_") else "labels"
-    if not 0 <= shape[0] <= MAX_IMAGES:
-        raise DataError(f"{path}: {key} declares {shape[0]:,} {what}, more than MNIST's {MAX_IMAGES:,}")
-
-
-def _max_array_bytes(key):
-    return MAX_IMAGE_BYTES if key.startswith("x_") else MAX_LABEL_BYTES
-
-
-# --- IDX ---------------------------------------------------------------------------------------
-
-
 def read_idx_dir(folder):
-    """Read the four MNIST IDX files (``name`` or ``name.gz``) from ``folder``."""
-    return {key: read_idx(_find_idx(folder, stem)) for key, stem in IDX_FILES.items()}
-
-
-def _find_idx(folder, stem):
-    """The path of one IDX file, under its usual name or the dotted variant, gzipped or raw."""
-    dotted = stem.replace("-idx", ".idx")  # train-images.idx3-ubyte
-    for name in (stem + ".gz", stem, dotted + ".gz", dotted):
-        candidate = os.path.join(folder, name)
-        if os.path.lexists(candidate):  # read_idx refuses what is not a regular file
-            return candidate
-    raise DataError(f"{folder}: no {stem}[.gz] here; expected a folder holding mnist.npz or the four MNIST IDX files")
+    """Read the four MNIST IDX files (``name`` or ``name.gz``, also named with ``.idx``) from ``folder``."""
+    arrays = {}
+    for key, stem in IDX_FILES.items():
+        dotted = stem.replace("-idx", ".idx")  # train-images.idx3-ubyte
+        found = [c for n in (stem + ".gz", stem, dotted + ".gz", dotted)
+                 if os.path.lexists(c := os.path.join(folder, n))]  # read_idx refuses what is not a file
+        if not found:
+            raise DataError(f"{folder}: no {stem}[.gz] here; expected a folder holding mnist.npz or the four "
+                            "MNIST IDX files")
+        arrays[key] = read_idx(found[0])
+    return arrays
 
 
 def read_idx(path):
-    """Read one IDX file of unsigned bytes (gzipped or raw) into a numpy array.
-
-    A gzipped file is inflated as a stream: the header first, then exactly the number of
-    bytes it declares, so a file that inflates to gigabytes is never inflated whole.
-    """
+    """Read one IDX file of unsigned bytes (gzipped or raw): the header, then no more than the bytes
+    it declares and one more, so a file that inflates to gigabytes is never inflated whole."""
     regular_file(path, "an MNIST IDX file", DataError)
     try:
         with open(path, "rb") as raw:
-            gzipped = raw.read(2) == GZIP_MAGIC
+            f = gzip.GzipFile(fileobj=raw) if raw.read(2) == b"\x1f\x8b" else raw
             raw.seek(0)
-            stream = gzip.GzipFile(fileobj=raw) if gzipped else raw
-            return _read_idx_stream(path, stream)
+            ndim = _idx_dims(f.read(4))
+            if ndim is None:
+                raise DataError(f"{path}: not an IDX file of unsigned bytes (bad magic number)")
+            dims = f.read(4 * ndim)
+            if len(dims) < 4 * ndim:
+                raise DataError(f"{path}: truncated IDX header")
+            shape = struct.unpack(f">{ndim}I", dims)
+            if not (ndim == 1 or shape[1:] == (IMAGE_SIZE, IMAGE_SIZE)) or shape[0] > MAX_IMAGES:
+                raise DataError(f"{path}: IDX header declares a {'x'.join(map(str, shape))} array; an MNIST file "
+                                f"holds Nx28x28 images or N labels, N at most {MAX_IMAGES:,}")
+            expected = int(np.prod(shape, dtype=np.int64))
+            body = f.read(expected + 1)
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise DataError(f"{path}: corrupt or truncated gzip ({one_line(exc)})") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror or one_line(exc)})") from None
+    if len(body) != expected:
+        raise DataError(f"{path}: IDX header says {'x'.join(map(str, shape))} = {expected:,} bytes, file holds "
+                        + (f"{len(body):,} (truncated)" if len(body) < expected else "more (trailing bytes)"))
+    return np.frombuffer(body, np.uint8).reshape(shape).copy()
 
 
-def _read_idx_stream(path, f):
-    """Header, check, body: the IDX format is a magic number, the dimensions, then the bytes."""
-    ndim = _idx_magic(f.read(4))
-    if ndim is None:
-        raise DataError(f"{path}: not an IDX file of unsigned bytes (bad magic number)")
-    dims = f.read(4 * ndim)
-    if len(dims) < 4 * ndim:
-        raise DataError(f"{path}: truncated IDX header")
-    shape = struct.unpack(">" + "I" * ndim, dims)
-    _check_idx_shape(path, shape)
-    expected = _product(shape)
-    body, got = _read_at_most(f, expected)
-    declared = f"IDX header says {'x'.join(map(str, shape))} = {expected:,} bytes"
-    if got < expected:
-        raise DataError(f"{path}: {declared}, file holds {got:,} (truncated)")
-    if f.read(1):
-        raise DataError(f"{path}: {declared}, file holds more (trailing bytes after the data)")
-    return body.reshape(shape)
+def _idx_dims(head):
+    """The number of dimensions an unsigned-byte IDX magic number declares (1 to 4), else None."""
+    return head[3] if len(head) == 4 and head[:3] == b"\x00\x00\x08" and 1 <= head[3] <= 4 else None
 
 
-def _check_idx_shape(path, shape):
-    """Refuse dimensions no MNIST file has: only N×28×28 images or N labels, N up to 60,000."""
-    images = len(shape) == 3 and shape[1:] == (IMAGE_SIZE, IMAGE_SIZE)
-    labels = len(shape) == 1
-    if not (images or labels) or shape[0] > MAX_IMAGES:
-        raise DataError(f"{path}: IDX header declares a {'x'.join(map(str, shape))} array; an MNIST file "
-                        f"holds Nx28x28 images or N labels, N at most {MAX_IMAGES:,}")
-
-
-def _product(shape):
-    """The number of elements, in Python integers (which cannot overflow as int64 can)."""
-    count = 1
-    for dim in shape:
-        count *= int(dim)
-    return count
-
-
-def _read_at_most(f, size):
-    """Read up to ``size`` bytes into a new uint8 array, a chunk at a time; return it and the count."""
-    body = np.empty(size, dtype=np.uint8)
-    view = memoryview(body)
-    got = 0
-    while got < size:
-        n = f.readinto(view[got:got + CHUNK])
-        if not n:
-            break
-        got += n
-    return body, got
-
-
-def _idx_magic(head):
-    """Number of dimensions for an unsigned-byte IDX magic number, else None."""
-    if len(head) == 4 and head[:3] == b"\x00\x00" + bytes([IDX_UBYTE]) and 1 <= head[3] <= 4:
-        return head[3]
-    return None
-
-
-# --- validation --------------------------------------------------------------------------------
-
-
-def _image_fault(name, shape, dtype):
-    """What is wrong with an image array of this shape and dtype, or None."""
-    if len(shape) != 3 or tuple(shape[1:]) != (IMAGE_SIZE, IMAGE_SIZE):
-        return f"{name} has shape {tuple(shape)}, expected (N, 28, 28)"
-    if dtype != np.uint8:
-        return f"{name} has dtype {dtype}, expected uint8 pixels"
-    return None
-
-
-def _label_fault(name, shape, dtype):
-    """What is wrong with a label array of this shape and dtype (its length aside), or None."""
+def _fault(name, shape, dtype):
+    """What is wrong with an image (x_...) or label (y_...) array of this shape and dtype, or None."""
+    if name[0] == "x":
+        if len(shape) != 3 or tuple(shape[1:]) != (IMAGE_SIZE, IMAGE_SIZE):
+            return f"{name} has shape {tuple(shape)}, expected (N, 28, 28)"
+        return None if dtype == np.uint8 else f"{name} has dtype {dtype}, expected uint8 pixels"
     if len(shape) != 1:
         return f"{name} has shape {tuple(shape)}, expected (N,)"
-    if not np.issubdtype(dtype, np.integer):
-        return f"{name} has dtype {dtype}, expected integer labels"
-    return None
+    return None if np.issubdtype(dtype, np.integer) else f"{name} has dtype {dtype}, expected integer labels"
 
 
 def validate(arrays, source, full=True):
     """Check shapes, dtypes, sizes and labels; raise DataError naming ``source``."""
     for split, size in (("train", TRAIN_SIZE), ("test", TEST_SIZE)):
         x, y = arrays["x_" + split], arrays["y_" + split]
-        fault = _image_fault("x_" + split, x.shape, x.dtype)
-        if fault:
-            raise DataError(f"{source}: {fault}")
-        fault = _label_fault("y_" + split, y.shape, y.dtype)
+        fault = _fault("x_" + split, x.shape, x.dtype) or _fault("y_" + split, y.shape, y.dtype)
         if fault:
             raise DataError(f"{source}: {fault}")
         if len(y) != len(x):

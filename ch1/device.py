@@ -1,8 +1,7 @@
 """Where a number was measured: the CPU (model and the flags that decide its speed) or the GPU.
 
-Speed, and in low precision accuracy too, differ between CPUs of the same name: one host
-has AVX2 only, another AVX-512, AVX512-BF16 or AMX. Every results and benchmark JSON
-records :func:`describe` so that a figure never claims more than the machine it came from.
+Speed, and in low precision accuracy too, differ between CPUs of the same name (AVX2 only, AVX-512,
+AVX512-BF16 or AMX), so every results and benchmark JSON records :func:`describe`.
 """
 
 import os
@@ -12,28 +11,19 @@ import platform
 SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
 
 
-def cpu_name():
+def cpu():
+    """The CPU's name and its :data:`SPEED_FLAGS` (Linux: /proc/cpuinfo; elsewhere no flags)."""
+    info = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                info.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags():
-    """The :data:`SPEED_FLAGS` this CPU has (Linux: /proc/cpuinfo; elsewhere an empty list)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    present = set(line.split(":", 1)[1].split())
-                    return [flag for flag in SPEED_FLAGS if flag in present]
-    except OSError:
-        pass
-    return []
+    present = set(info.get("flags", "").split())
+    name = info.get("model name") or platform.processor() or platform.machine()
+    return name, [flag for flag in SPEED_FLAGS if flag in present]
 
 
 def gpu_name():
@@ -58,8 +48,7 @@ def gpu_name():
 
             gpus = tf.config.list_physical_devices("GPU")
             if gpus:
-                details = tf.config.experimental.get_device_details(gpus[0])
-                return f"GPU: {details.get('device_name', gpus[0].name)}"
+                return f"GPU: {tf.config.experimental.get_device_details(gpus[0]).get('device_name', gpus[0].name)}"
     except Exception:  # noqa: BLE001 - describing the device must never stop a run
         pass
     return None
@@ -67,10 +56,10 @@ def gpu_name():
 
 def describe():
     """``{"device": "CPU: AMD EPYC (2 cores; avx2 avx512f avx512_bf16)", "cpu": ..., "cpu_flags": [...],
-    "gpu": None}``: the device in words, and its parts."""
-    gpu, name, flags = gpu_name(), cpu_name(), cpu_flags()
-    cpu = f"CPU: {name} ({os.cpu_count()} cores; {' '.join(flags) or 'no AVX2'})"
-    return {"device": gpu or cpu, "cpu": name, "cpu_flags": flags, "cores": os.cpu_count(), "gpu": gpu}
+    "cores": 2, "gpu": None}``: the device in words, and its parts."""
+    gpu, (name, flags) = gpu_name(), cpu()
+    words = f"CPU: {name} ({os.cpu_count()} cores; {' '.join(flags) or 'no AVX2'})"
+    return {"device": gpu or words, "cpu": name, "cpu_flags": flags, "cores": os.cpu_count(), "gpu": gpu}
 
 
 def versions():

@@ -1,8 +1,9 @@
 """What a run leaves behind: the model diagram, the history plot and a results JSON.
 
-Every file is written to a temporary name first and renamed into place, so an
-interrupted run never leaves a half-written output; files get the usual permissions
-(0644 under the common umask 022), as any program's would. Nothing here imports Keras.
+Every file is written to a temporary name first and renamed into place, so an interrupted run
+never leaves a half-written output; files get the usual permissions (0644 under the common umask
+022). Importing this module selects matplotlib's file-only backend (Agg) and loads no Keras;
+:func:`plot_model` imports Keras when it is called.
 """
 
 import contextlib
@@ -21,7 +22,7 @@ GRAPHVIZ_HINT = "install Graphviz for the PNG (apt-get install graphviz | brew i
 
 
 class OutputError(Exception):
-    """An output directory that cannot be used (message is one line)."""
+    """An output folder or file that cannot be written (one line)."""
 
 
 MIN_FREE_BYTES = 64 * 2**20  # room a run needs for what it writes (the largest listing's model is ~3.3 MB)
@@ -80,12 +81,6 @@ def temporary_files():
     return list(_temporary)
 
 
-def _umask():
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def _temporary_name(name):
     """``.<stem>.<8 hex digits><ext>``: where ``name`` is written before it is renamed into place."""
     stem, ext = os.path.splitext(name)
@@ -94,19 +89,15 @@ def _temporary_name(name):
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary path beside ``path`` (same extension); rename it into place on success.
-
-    The file lands with the permissions the umask gives a new file (0644 under 022). On any
-    exception the temporary file is removed; on Ctrl-C or SIGTERM too (ch1.cli.handle_signals).
-    """
+    """Yield a temporary path beside ``path`` (same extension), created with the mode the umask gives a
+    new file (0644 under 022); rename it into place on success. On any exception the temporary file is
+    removed; on Ctrl-C or SIGTERM too (ch1.cli.handle_signals)."""
     folder, name = os.path.split(path)  # as given, as prepare_output_dir probed it: a relative path
     tmp = os.path.join(folder, _temporary_name(name))  # stays short in a folder deeper than PATH_MAX
     _temporary.add(tmp)
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield tmp
-        if os.path.exists(tmp):
-            os.chmod(tmp, 0o666 & ~_umask())  # whatever the writer did to the mode
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -1,4 +1,5 @@
-"""Shared fixtures: the genuine MNIST, found the way a user has it, and places to run scripts.
+"""Shared fixtures: the genuine MNIST, found the way a user has it; the listings' smoke runs; an untrained
+model and a digit's PNG.
 
 The tests train and check on real MNIST. They look for it, in this order:
 1. ``$MNIST_DATA``: a Keras-layout ``mnist.npz`` (enough on its own) or a folder holding one
@@ -20,6 +21,9 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+# The tests hold in any shell: TensorFlow's log at fatal errors only, UTF-8 streams, the project importable;
+# the commands the tests start get the same (they are given os.environ).
+os.environ.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONIOENCODING="utf-8", PYTHONPATH=ROOT)
 
 from ch1 import quiet_startup  # noqa: E402
 
@@ -75,32 +79,6 @@ def pytest_sessionstart(session):
     if path is None:
         raise pytest.UsageError(f"{NO_DATA} ({arrays})")  # one line, "ERROR: ...", exit status 4
     quiet_startup()  # as the scripts do: TensorFlow's start-up notices stay off the test output
-
-
-def pytest_collection_modifyitems(items):
-    """The tests marked ``fresh`` last, in their order: their cases run meanwhile (tests/background.py)."""
-    items.sort(key=lambda item: item.get_closest_marker("fresh") is not None)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def fresh_cases(request, tmp_path_factory):
-    """The cases of the selected ``fresh`` tests, started beside the suite (tests/background.py)."""
-    from tests import background
-
-    cases = []
-    for item in request.session.items:
-        for marker in item.iter_markers("fresh"):
-            cases += [case for case in marker.args if case not in cases]
-    npz = request.getfixturevalue("mnist_npz") if cases else None
-    background.SESSION.start(cases, str(tmp_path_factory.mktemp("fresh")), npz)
-    yield
-    background.SESSION.stop()
-
-
-@pytest.fixture(scope="session")
-def mnist_source():
-    """What the tests use for ``--data``: the npz, or a folder of IDX files, as found."""
-    return _mnist()[0]
 
 
 @pytest.fixture(scope="session")
@@ -164,20 +142,23 @@ def smoke_cnn(smoke_runs):
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
-    """An untrained MLP, saved: enough to reach the images (refusals happen before it is used)."""
+def untrained_mlp(tmp_path_factory):
+    """The listing's MLP, untrained (seed 0), saved as .keras: enough where its weights do not matter."""
     import keras
 
     import mlp_mnist
 
     keras.utils.set_random_seed(0)
-    path = str(tmp_path_factory.mktemp("tiny") / "mlp.keras")
+    path = str(tmp_path_factory.mktemp("untrained") / "mlp.keras")
     mlp_mnist.build_model().save(path)
     return path
 
 
-@pytest.fixture()
-def run_dir(tmp_path, monkeypatch):
-    """A fresh working directory for a script run (its outputs land here)."""
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+@pytest.fixture(scope="session")
+def first_test_digit(tmp_path_factory, mnist_arrays):
+    """The test set's first digit (a 7) as a PNG: its path."""
+    from PIL import Image
+
+    path = str(tmp_path_factory.mktemp("digit") / "digit.png")
+    Image.fromarray(mnist_arrays["x_test"][0]).save(path)
+    return path
