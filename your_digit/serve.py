@@ -16,7 +16,7 @@ bytes, with a Content-Length. It is prepared by the same code as ``predict.py``'
      "model": "cnn-mnist.keras (Listing 1.4.1, 10 epochs, seed 0, test accuracy 99.26%)"}
 
 ``model`` is there when the server was given it (``page_label``). Every other answer is JSON
-``{"error": "..."}``: no Content-Length ``411``, one that is no number ``400``, over ``MAX_BODY``
+``{"error": "..."}``: no Content-Length ``411``, one not a byte count ``400``, over ``MAX_BODY``
 ``413`` (the body unread); no image, more pixels than Pillow's ``Image.MAX_IMAGE_PIXELS`` or no
 digit ``400``; a model's output not finite ``500``; a path but the page's three files and
 ``/predict`` ``404``; a method but GET and POST ``501`` (http.server's answer). No request is logged.
