@@ -204,21 +204,13 @@ def parse_args(argv):
 
 
 def read_run(path):
-    """A script's results JSON (<name>.json), checked for what the figures use; else exit with one line."""
+    """A script's results JSON (<name>.json), read by ch1.run.read_run; else exit with one line."""
+    from ch1 import run
+
     try:
-        with open(path, "rb") as f:
-            run = json.loads(f.read(10_000_000).decode("utf-8"))
-        history = run["history"]
-        loss, accuracy = history["loss"], history["accuracy"]
-        if not (isinstance(run["name"], str) and isinstance(run["listing"], str) and isinstance(run["epochs"], int)
-                and isinstance(run["test_accuracy"], (int, float)) and isinstance(run.get("smoke", False), bool)):
-            raise TypeError("name, listing, epochs, test_accuracy or smoke of the wrong type")
-        if not (isinstance(loss, list) and isinstance(accuracy, list) and loss and len(loss) == len(accuracy)
-                and all(isinstance(v, (int, float)) for v in loss + accuracy)):
-            raise TypeError("history's loss and accuracy are not lists of numbers of one length")
-        return run
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        fail(f"{path}: not a results JSON of the scripts ({one_line(exc)[:120]})")
+        return run.read_run(path)
+    except (OSError, ValueError) as exc:
+        fail(f"{path}: not a results JSON of the scripts ({exc})")
 
 
 def load_cnn(path, given):

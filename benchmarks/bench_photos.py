@@ -1,13 +1,10 @@
 """How well digits photographed on paper are read: the hit rate per kind of photo.
 
-Makes synthetic photos of the first N MNIST test digits (benchmarks/photos.py: the digit upscaled
-and written as ink on paper, photographed as JPEG; deterministic for a seed) in each kind —
-plain, ruled paper, squared paper, faint pencil, thin pen, blue ink, red ink, rotated up to
-10 degrees, shadowed — reads each as ``predict.py`` reads a file (your_digit/digits.py), classifies
-it with a saved model, and prints a Markdown table of the hit rate (the share read as the
-true label) per kind beside the model's accuracy on the same digits as MNIST holds them.
-Writes the JSON (default results/photos/photos-<backend>.json), from which
-``python make_docs.py`` writes the docs' table.
+Photographs the first N MNIST test digits in each kind of benchmarks/photos.py (deterministic for a
+seed), reads each as ``predict.py`` reads a file (your_digit/digits.py), classifies it with a saved
+model, and prints a Markdown table of the hit rate per kind beside the model's accuracy on the same
+digits as MNIST holds them. Writes the JSON (default results/photos/photos-<backend>.json) from
+which ``python make_docs.py`` writes the docs' table.
 
     python -m benchmarks.bench_photos                     # outputs/cnn-mnist.keras, 100 digits per kind
 """
@@ -68,10 +65,8 @@ def main(argv=None):
               "kinds": {}, "prepare_ms_median": round(float(np.median(prepare_ms)), 1),
               "photo_size": photos.PHOTO_SIZE, "device": device.describe(), "versions": device.versions()}
     for kind, row in kinds.items():
-        hits = 0
-        if row["seen"]:
-            read = predict.classify(model, np.stack(row["seen"])).argmax(axis=1)
-            hits = int((read == np.array(row["labels"])).sum())
+        read = predict.classify(model, np.stack(row["seen"])).argmax(axis=1) if row["seen"] else np.array([])
+        hits = int((read == np.array(row["labels"])).sum())
         result["kinds"][kind] = {"hit_rate": hits / args.digits, "hits": hits, "refused": row["refused"]}
     outputs.write_json(out, result)
     print(make_docs.photos_table(result))

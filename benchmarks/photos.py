@@ -1,9 +1,7 @@
 """Digits as people draw and photograph them: MNIST digits as the drawing page sends them, and
 synthetic photos of MNIST test digits written on paper in several kinds (plain, ruled, squared,
-faint pencil, thin pen, blue ink, red ink, slightly rotated, shadowed), deterministic per seed.
-
-Used by benchmarks/bench_photos.py, benchmarks/bench_serve.py and the tests.
-"""
+faint pencil, thin pen, blue ink, red ink, slightly rotated, shadowed), deterministic per seed;
+for benchmarks/bench_photos.py, benchmarks/bench_serve.py and the tests."""
 
 import io
 
@@ -65,16 +63,13 @@ def _paper_lines(kind, size, rng):
 
 def photo(digit, kind, rng, size=PHOTO_SIZE):
     """An RGB uint8 photo of an MNIST digit (28x28 uint8, light on black) written on paper as ``kind``."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
     ink = _ink_mask(digit, rng, size, kind)
     y, x = np.mgrid[0:size, 0:size] / size
     paper = np.array([238.0, 236, 228]) * (1 + rng.uniform(-0.03, 0.03))  # off-white
     light = 1 + 0.05 * (x - 0.5) - 0.05 * (y - 0.5)  # light falls off a little across any photo
     if kind == "shadow":  # a hand's or phone's shadow over part of the page, and a strong gradient
         light = (0.55 + 0.45 * x) * (1 - 0.3 * np.exp(-((x - 0.2) ** 2 + (y - 0.8) ** 2) / 0.08))
-    colour = {"blue-ink": (35, 55, 150), "red-ink": (185, 35, 40)}.get(kind, (30, 30, 35))
-    colour = np.array(colour, dtype=np.float64)
+    colour = np.array({"blue-ink": (35, 55, 150), "red-ink": (185, 35, 40)}.get(kind, (30, 30, 35)), np.float64)
     strength = 1.0
     if kind == "pencil":  # faint and grainy: graphite leaves paper showing through its stroke
         colour = np.array([110.0, 110, 118])

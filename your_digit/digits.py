@@ -1,34 +1,28 @@
 """Digit images as MNIST was made: reading any image file or upload, and preparing it as 28x28.
 
 One code path for ``predict.py`` (files on the command line) and ``your_digit.serve`` (images posted
-from the page): :func:`read_image` or :func:`decode_image` give float greys, and
-:func:`to_mnist` makes of them the uint8 28x28 image MNIST would hold. Nothing here imports
-Keras.
+from the page): :func:`read_image` or :func:`decode_image` give float greys, and :func:`to_mnist`
+makes of them the uint8 28x28 image MNIST would hold. Nothing here imports Keras.
 
-Reading trusts no file. Anything but a regular file (a FIFO would block, /dev/zero never
-ends) is refused before it is opened; Pillow's decompression-bomb limit is an error, not a
-warning; a JPEG is decoded at a reduced scale and any other large image is reduced in Pillow
-before it becomes a float array, so memory stays bounded by the pixels the file declares
-(at most Pillow's limit of about 89 million); non-finite pixels of a float image are
-treated as background; a LAB image is read by its lightness.
+Reading: anything but a regular file is refused unopened (ch1.files); Pillow decodes within its own
+pixel limit (``Image.MAX_IMAGE_PIXELS``: an error from the first pixel over it, not a warning) and
+shrinks a large image to ``MAX_SIDE`` a side; every fault is one :class:`ImageError` line.
 
-The image processing is scipy's (``scipy.ndimage``: Gaussian smoothing, growing a mask,
-connected parts and their boxes; ``scipy.stats``: the robust spread of the paper's noise);
-only Otsu's threshold, which neither scipy nor Pillow has, is written out here. The connected
-pieces of a mask are its "parts" (scipy's "labels"), so that a label keeps the meaning it has in
-the listings: a digit's class.
+The image work builds on scipy (Gaussian smoothing, growing a mask, connected parts, the robust
+spread of the paper's noise) and numpy; written out here: Otsu's threshold, the paper's fitted
+surface and block-wise light, the wiping of printed lines, and MNIST's crop, scale and centring by
+mass. A mask's connected pieces are "parts" (scipy's "labels"): a label is a digit's class.
 """
 
 import io
 import math
-import re
-import struct
 import warnings
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 from scipy import ndimage, stats
 
+from ch1.cli import printable
 from ch1.data import IMAGE_SIZE, one_line
 from ch1.files import regular_file
 
@@ -49,38 +43,21 @@ STROKE_MARGIN = 0.25  # other parts count as strokes of the digit within 1/4 of 
 STROKE_SHARE = 0.03  # and with at least 3% of its ink
 EIGHT = np.ones((3, 3), bool)  # parts are 8-connected: pixels touching at a corner are one part
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601-2, as PIL's convert("L")
-# EXIF orientation -> the transpose that turns the image upright (as ImageOps.exif_transpose).
-UPRIGHT = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-REDUCIBLE = ("L", "RGB", "RGBA", "LA", "I", "F")  # modes Pillow's reduce() handles, as we need them
 
 
 class ImageError(Exception):
-    """An image that cannot be read or holds no digit (message is one line naming the file).
-
-    A line break or other control character in the message (a file name may hold one) is
-    written escaped, as ``\\n``, so that no file name can forge a line of output.
-    """
+    """An image that cannot be read or holds no digit: one line naming the file, escaped by
+    ch1.cli.printable (a file name's line break is written ``\\n``: no name can forge a line)."""
 
     def __init__(self, message):
-        super().__init__(re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", lambda m: repr(m[0])[1:-1], message))
-
-
-# --- reading ------------------------------------------------------------------------------------
+        super().__init__(printable(message))
 
 
 def read_image(path, name=None):
-    """Return ``(grey, shown)`` for an image file: float greys (0 black .. 255 white) and the
-    image as shown to a person (uint8, grey or RGB(A)), both at most ``MAX_SIDE`` on a side.
-
-    Photos are turned upright (EXIF orientation); transparent pixels are laid on black or
-    white, whichever the painted pixels stand out from. ``name`` (default ``path``) names
-    the file in errors. Raises :class:`ImageError` for anything unreadable, before opening
-    anything that is not a regular file.
-    """
+    """``(grey, shown)`` of an image file: float greys (0 black .. 255 white) and the image as shown to
+    a person (uint8, grey or RGB(A)), upright (EXIF), at most ``MAX_SIDE`` a side; transparent pixels
+    laid on black or white, whichever the painted ones stand out from. Else :class:`ImageError`
+    naming the file ``name`` (default ``path``)."""
     name = path if name is None else name
     regular_file(path, "an image file", ImageError, name)
     return _read(path, name)
@@ -98,72 +75,23 @@ def _read(source, name):
             warnings.simplefilter("ignore")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as im:
-                im = _load_reduced(im, name)
-    except FileNotFoundError:
-        raise ImageError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise ImageError(f"{name}: a folder, not an image file") from None
-    except PermissionError as exc:
+                im.thumbnail((MAX_SIDE, MAX_SIDE))  # a JPEG decoded at a reduced scale (Pillow's draft)
+                im = ImageOps.exif_transpose(im)  # upright, and a copy independent of the file
+            if im.mode == "LAB":
+                im = im.getchannel("L")  # its lightness (L* as 0..255): Pillow converts LAB to no other mode
+            grey = _grey(im, name)
+    except ImageError:
+        raise
+    except (FileNotFoundError, PermissionError) as exc:  # gone, or unreadable, since read_image's stat
         raise ImageError(f"{name}: cannot read ({exc.strerror})") from None
     except Image.UnidentifiedImageError:
         raise ImageError(f"{name}: not an image file (PNG, JPEG, ... that Pillow can read)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        detail = str(exc).split(",")[0]  # "Image size (N pixels) exceeds limit of M pixels"
-        raise ImageError(f"{name}: too many pixels to be a digit image ({detail})") from None
-    except MemoryError:
-        raise ImageError(f"{name}: too large to decode") from None
-    except (OSError, SyntaxError, ValueError, EOFError, TypeError, KeyError, IndexError, ZeroDivisionError,
-            struct.error) as exc:
-        raise ImageError(f"{name}: corrupt or truncated image ({one_line(exc)})") from None
-    grey = _grey(im, name)
-    if max(grey.shape) > MAX_SIDE:
-        scale = MAX_SIDE / max(grey.shape)
-        size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
-        grey = _resize(grey, size)
-        im = im.resize(size, Image.Resampling.BILINEAR) if im.mode in ("RGB", "RGBA", "L") else im
+        raise ImageError(f"{name}: too many pixels to be a digit image ({str(exc).split(',')[0]})") from None
+    except Exception as exc:  # noqa: BLE001 - whatever a decoder or a mode trips on (OSError, SyntaxError, ...)
+        raise ImageError(f"{name}: corrupt or truncated image, or of a mode not read ({one_line(exc)})") from None
     shown = np.asarray(im) if im.mode in ("RGB", "RGBA", "L") else np.clip(grey, 0, 255).astype(np.uint8)
     return grey, shown
-
-
-def _load_reduced(im, name):
-    """Decode ``im`` (just opened), upright, reduced in Pillow to less than ``2 * MAX_SIDE`` a side.
-
-    A JPEG is decoded at the smallest DCT scale that keeps ``MAX_SIDE`` pixels on its longer
-    side; other formats are decoded whole (Pillow's pixel limit bounds them) and reduced by
-    an integer factor before anything becomes a float array.
-    """
-    if im.width == 0 or im.height == 0:
-        raise ImageError(f"{name}: an image of no pixels")
-    longest = max(im.size)
-    if im.format in ("JPEG", "MPO") and longest > MAX_SIDE:  # MPO: a phone's multi-picture JPEG
-        scale = MAX_SIDE / longest
-        im.draft(None, (math.ceil(im.width * scale), math.ceil(im.height * scale)))
-    im.load()
-    if im.mode == "LAB":
-        im = im.getchannel("L")  # its lightness (L* as 0..255): Pillow converts LAB to no other mode
-    orientation = im.getexif().get(0x0112, 1)
-    longest = max(im.size)
-    if longest >= 2 * MAX_SIDE:
-        if im.mode not in REDUCIBLE:
-            im = im.convert(_reducible_mode(im))
-        im = im.reduce(longest // MAX_SIDE)
-    else:
-        im = im.copy()  # independent of the file, which closes
-    if orientation in UPRIGHT:
-        im = im.transpose(UPRIGHT[orientation])
-    return im
-
-
-def _reducible_mode(im):
-    if im.mode.startswith("I;16") or im.mode.startswith("I"):
-        return "I"
-    if im.mode == "F":
-        return "F"
-    if im.mode in ("PA", "La", "RGBa") or (im.mode == "P" and "transparency" in im.info):
-        return "RGBA"
-    if im.mode in ("1", "L"):
-        return "L"
-    return "RGB"
 
 
 def _grey(im, name):
@@ -180,10 +108,9 @@ def _grey(im, name):
             return grey * 255 if im.mode == "F" and high <= 1 else grey  # 0..1 floats: 1 is white
         if low >= 0 and high <= 65535:
             return grey * 255 / 65535  # 16-bit grey
-        if low == high:
-            return np.zeros_like(grey)  # one value out of range: all black, so blank
-        return (grey - low) * (255 / (high - low))  # any other range: its own black and white
-    if (im.mode == "P" and "transparency" in im.info) or im.mode in ("LA", "La", "PA", "RGBa"):
+        # Any other range: its own black and white (one value out of range: all black, so blank).
+        return (grey - low) * (255 / (high - low)) if high > low else np.zeros_like(grey)
+    if (im.mode == "P" and "transparency" in im.info) or im.mode in ("LA", "PA", "RGBa"):
         im = im.convert("RGBA")
     if im.mode != "RGBA":
         return np.asarray(im.convert("L"), dtype=np.float64)
@@ -203,8 +130,7 @@ def _resize(array, size):
 
 
 def probabilities(outputs):
-    """A model's outputs (N, 10) as probabilities: a softmax output (the listings') as is, even
-    at bfloat16; anything else (logits) through a softmax."""
+    """Outputs (N, 10) as probabilities: a softmax's (the listings', even bfloat16) as is, logits softmaxed."""
     probs = np.asarray(outputs, dtype=np.float64)
     if (probs < 0).any() or not np.allclose(probs.sum(axis=1), 1, atol=0.05):
         probs = np.exp(probs - probs.max(axis=1, keepdims=True))
@@ -212,15 +138,8 @@ def probabilities(outputs):
     return probs
 
 
-# --- the MNIST way ------------------------------------------------------------------------------
-
-
 def otsu_threshold(values):
-    """Otsu's threshold of greys 0..255: the level (an integer) that best splits them in two.
-
-    Written out in numpy: neither scipy nor Pillow has it (scikit-image does, but is no
-    dependency of this project).
-    """
+    """Otsu's threshold of greys 0..255: the level (an integer) that best splits them in two."""
     hist = np.bincount(np.clip(np.rint(values), 0, 255).astype(np.int64).ravel(), minlength=256).astype(np.float64)
     levels = np.arange(256)
     weight0 = np.cumsum(hist)
@@ -235,8 +154,7 @@ def otsu_threshold(values):
 
 
 def robust_spread(values):
-    """The robust standard deviation of ``values``: their median absolute deviation scaled to a
-    normal distribution's (x 1.4826), which the digit's few pixels among the paper's barely move."""
+    """The robust standard deviation of ``values`` (MAD x 1.4826): the digit's few pixels barely move it."""
     return float(stats.median_abs_deviation(values, axis=None, scale="normal"))
 
 
@@ -246,12 +164,8 @@ def border(image):
 
 
 def fit_background(image):
-    """The paper as a smooth surface: a quadratic in x and y fitted to the border, robustly.
-
-    Returns ``(surface, noise)``: the surface over the whole image (uneven light, a
-    gradient or darker corners, included) and the robust standard deviation of the border
-    about it. Border pixels far off the fit (a digit touching the edge) are left out.
-    """
+    """``(surface, noise)``: the paper as a quadratic in x and y fitted robustly to the border (a digit
+    touching the edge left out), over the whole image, and the border's robust spread about it."""
     height, width = image.shape
     inner = np.arange(1, height - 1)
     rows = np.concatenate([np.zeros(width, int), np.full(width, height - 1), inner, inner])
@@ -277,12 +191,8 @@ def fit_background(image):
 
 
 def remove_lines(flat, level):
-    """Ruled or squared paper's printed lines wiped from ``flat`` (paper about 0, ink above).
-
-    A line of the paper is a thin band of rows (or columns) that is ink-like across most of
-    the photo, from edge to edge; a digit is not. Each band is replaced by the straight
-    blend of the rows just above and below it, so a stroke that crosses a line stays whole.
-    """
+    """Ruled or squared paper's printed lines (thin bands of rows or columns ink-like from edge to edge)
+    wiped from ``flat`` (paper about 0): each band becomes the blend of the rows around it."""
     for axis in (0, 1):
         image = flat if axis == 0 else flat.T
         on = image > level
@@ -307,13 +217,8 @@ def remove_lines(flat, level):
 
 
 def local_background(flat):
-    """What is left of the paper's light after the fitted surface (a shadow, a fold), as a smooth surface.
-
-    The median of the paper in each of 8x8 blocks (the ink, above Otsu's threshold and a
-    little around it, left out; a block of almost all ink counts as paper at 0), interpolated
-    over the image. Small images (under ``LOCAL_MIN`` pixels a side, MNIST's own 28x28 among
-    them) have none.
-    """
+    """What is left of the paper's light after the fitted surface (a shadow, a fold): the median paper
+    (ink left out) of each of 8x8 blocks, interpolated; none under ``LOCAL_MIN`` pixels a side."""
     height, width = flat.shape
     if min(height, width) < LOCAL_MIN:
         return 0.0
@@ -337,9 +242,8 @@ def _grow(mask, radius):
 
 
 def find_digit(smooth, core, support, gap):
-    """The digit's pixels: of the parts of ``support`` (grown by ``gap`` pixels, so gaps up to twice
-    that are bridged) that hold ``core`` pixels, the one of most ink and those others that reach
-    within a quarter of its size of its box with some ink of their own (at least 3% of its)."""
+    """The digit's pixels: of the parts of ``support`` grown by ``gap`` that hold ``core`` pixels, the one
+    of most ink and those within a quarter of its size of its box with 3% of its ink or more."""
     parts, count = ndimage.label(_grow(support, gap), structure=EIGHT)
     if count == 0:
         return np.zeros_like(support)
@@ -361,23 +265,15 @@ def find_digit(smooth, core, support, gap):
 def to_mnist(grey, name="image"):
     """Float greys (any size) -> the uint8 28x28 image MNIST would hold: light digit on black.
 
-    1. If the border (the paper) is light, invert: the digit becomes the light part.
-    2. Suppress the background: subtract the paper's light (a smooth surface fitted to the
-       border, so uneven light goes too, and what remains of a shadow block by block),
-       and wipe the printed lines of ruled or squared paper (thin bands from edge to edge).
-    3. Find the digit by hysteresis: the pixels above Otsu's threshold are its seeds, and
-       it grows from them over everything above the paper's noise (3 robust standard
-       deviations, at most Otsu's threshold), so a faint stroke stays whole. A large photo
-       is smoothed for this (its grain averaged out) and gaps of a few pixels are bridged.
-       Of the parts so found, the digit is the one of most ink and those beside it with some
-       ink of their own; specks and other marks fall away.
-    4. Crop to the digit, scale its longest side to 20 pixels (keeping the aspect ratio),
-       stretch its brightest pixel to 255, and paste it into 28x28 with its centre of
-       mass at the centre (as MNIST: 13.5 <= centre < 14.5 on both axes).
+    1. Invert if the border (the paper) is light. 2. Subtract the paper's light (the fitted
+    surface, then block by block) and wipe ruled or squared paper's lines. 3. Find the digit by
+    hysteresis: seeds above Otsu's threshold, grown over what stands above the paper's noise (a
+    large photo smoothed first, small gaps bridged); of the parts found, the one of most ink and
+    its strokes beside it. 4. Crop, scale the longest side to 20 pixels, stretch the brightest
+    pixel to 255, and centre by mass in 28x28 (13.5 <= centre < 14.5, as MNIST).
 
-    An MNIST digit written out unchanged (or inverted) comes back unchanged, unless its
-    brightest pixel is below 255. Raises :class:`ImageError` (naming ``name``) when no
-    digit stands out of the background.
+    An MNIST digit comes back unchanged unless its brightest pixel is below 255. Raises
+    :class:`ImageError` (naming ``name``) when no digit stands out of the background.
     """
     grey = np.asarray(grey, dtype=np.float64)
     if np.median(border(grey)) > (grey.min() + grey.max()) / 2:  # light paper
