@@ -180,7 +180,9 @@ def read_run(path):
             run = json.loads(f.read().decode("utf-8"))
         except (UnicodeDecodeError, RecursionError, json.JSONDecodeError) as exc:
             raise ValueError(f"not JSON ({type(exc).__name__})") from None
-    history = run.get("history") if isinstance(run, dict) else None
+    if not isinstance(run, dict):
+        raise ValueError("not a JSON object")
+    history = run.get("history")
     loss, accuracy = (history.get(key) for key in ("loss", "accuracy")) if isinstance(history, dict) else (None, None)
     number = (int, float)
     if not (isinstance(run.get("name"), str) and isinstance(run.get("listing"), str)
