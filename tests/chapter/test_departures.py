@@ -33,6 +33,12 @@ def departures():
     return rows
 
 
+def written(snippet, code):
+    """Whether ``snippet`` stands in one line of ``code``, its ``...`` standing for anything."""
+    pattern = ".*".join(re.escape(part) for part in snippet.split("..."))
+    return any(re.search(pattern, line) for line in code.splitlines())
+
+
 def _code_lines(path):
     """The listing's lines of code, comments and docstrings aside."""
     source = open(os.path.join(ROOT, path)).read()
@@ -54,7 +60,7 @@ def test_each_row_has_its_place_in_the_code():
             if here is None:  # a line of the book left out: it is not there
                 assert book and book not in code, (listing, book)
             else:
-                assert here in code, (listing, here)
+                assert written(here, code), (listing, here)
 
 
 @pytest.mark.parametrize("listing", LISTINGS)
@@ -66,4 +72,4 @@ def test_each_book_comment_has_its_row(listing):
     assert comments
     for i in comments:
         following = next(line for line in lines[i + 1:] if not line.strip().startswith("#"))
-        assert any(here in following for here in heres), (listing, lines[i].strip(), following.strip())
+        assert any(written(here, following) for here in heres), (listing, lines[i].strip(), following.strip())
