@@ -1,10 +1,7 @@
-"""The budget study: what reproduces the book's plain-SGD rows? (Its records, its sentences, its
-RESULTS.md section, its docs block and its figure: one home.)
-
-Table 1.3.2's SGD rows and Table 1.4.1's SGD row end below the book at the book's budget. Each
-tested row is run again with a longer budget (the test accuracy after every epoch recorded), with
-batch 32 and with learning rate 0.1; this module reads those records and says which setting
-reaches the book. Nothing here imports Keras.
+"""The budget study: what reproduces the book's plain-SGD rows? Its records read, its RESULTS.md section
+and its figure. Table 1.3.2's SGD rows and Table 1.4.1's SGD row end below the book at the book's
+budget; each tested row is run again longer (the test accuracy after every epoch recorded), with batch
+32 and with learning rate 0.1. Nothing here imports Keras.
 """
 
 from ch1 import outputs
@@ -253,34 +250,3 @@ def figure(study, path):
     fig.suptitle("Plain SGD rows: accuracy against epochs (one curve per seed); the book's numbers dashed")
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     return outputs.save_figure(fig, path, dpi=90)
-
-
-def docs_block(records, folder):
-    """The study's findings in brief, for the docs (RESULTS.md has them whole), from the records read
-    from ``folder``."""
-    study = budget_study(records)
-
-    def cell(line):
-        if not line["n"]:
-            return "not run"
-        return f"{mean_std(*line['train'])} / {mean_std(*line['test'])} (n={line['n']})"
-
-    lines = ["| tested row | book train / test % | the book's budget | longer (lr 0.01): first epoch at the book, "
-             "by seed | learning rate 0.1 | batch 32 (4x the steps) |", "|---|---|---|---|---|---|"]
-    for (table_id, number), found in study.items():
-        book = TABLES[table_id].rows[number - 1]
-        by = {line["setting"]: line for line in found["lines"]}
-        budget = by["the book's budget"]
-        first = found["match_epochs"]
-        reach = ", ".join("none" if e is None else str(e) for e in first) or "not run"
-        if first:
-            reach += f" (of {by['longer, last epoch']['epochs']})"
-        lines.append(f"| Table {table_id} row {number}: {book.title} | {book.book_train:.2f} / {book.book_test:.2f} "
-                     f"| {cell(budget)}, {budget['epochs']} epochs | {reach} "
-                     f"| {cell(by['learning rate 0.1'])} | {cell(by['batch 32 (4x the steps)'])} |")
-    common = one_budget_sentence(study)
-    if common:
-        lines += ["", common]
-    lines += ["", f"Train / test accuracy %, mean ± std over n seeds. Made by `python make_docs.py` from "
-                  f"`{folder}/records*.jsonl`; RESULTS.md has each setting's table and conclusion."]
-    return "\n".join(lines)

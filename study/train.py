@@ -1,20 +1,11 @@
-"""Training one configuration of the chapter the way its listing does, for the tools.
+"""Training one configuration the way its listing does, for reproduce.py and the benchmarks.
 
-:func:`train_and_evaluate` is the one home of the listings' sequence outside the listings
-themselves: prepare the data, compile with categorical cross-entropy and accuracy, fit,
-evaluate on the test set. reproduce.py's trials and the benchmarks call it with a listing's
-``build_model``; the listings spell the same lines out as the book prints them.
-
-Two speed options live here and not in the listings:
-
-- ``precision="bfloat16"``: Keras' ``mixed_bfloat16`` policy. It changes the arithmetic, and
-  whether it is faster depends on the CPU (bfloat16 units: AVX512-BF16, AMX) or GPU:
-  benchmarks/bench_train.py measures it on the machine at hand.
-- ``fast=True``: each epoch as one compiled JAX loop over shuffled minibatches, with the
-  dataset kept on the device (:func:`fit_compiled`). It is meant for an accelerator, where
-  plain ``model.fit`` spends time feeding small batches; on a CPU it was measured slower than
-  ``model.fit`` (README, "Speed"), so there :func:`fit` says so in one line and uses
-  ``model.fit``.
+:func:`train_and_evaluate` is the one home of the listings' sequence outside the listings: prepare
+the data, compile with categorical cross-entropy and accuracy, fit, evaluate on the test set. Two
+speed options live here and not in the listings (docs/speed.md): ``precision="bfloat16"``, Keras'
+``mixed_bfloat16`` policy, and ``fast=True``, each epoch as one compiled JAX loop with the dataset on
+the device (:func:`fit_compiled`), meant for an accelerator: on a CPU, where it was measured slower
+than ``model.fit``, :func:`fit` says so in one line and uses ``model.fit``.
 """
 
 import time
@@ -50,7 +41,7 @@ def fit(model, x, y, epochs, batch_size, callbacks=(), fast=False, validation_da
     if fast and accelerator() is None:
         print("fast path: meant for JAX on an accelerator, slower than model.fit on a CPU; "
               "training with model.fit", flush=True)
-    if fast and accelerator() is not None and validation_data is None:
+    elif fast and validation_data is None:
         return fit_compiled(model, x, y, epochs, batch_size, callbacks, verbose=verbose)
     return model.fit(x, y, epochs=epochs, batch_size=batch_size, callbacks=list(callbacks),
                      validation_data=validation_data, verbose=verbose)
@@ -93,14 +84,9 @@ def train_and_evaluate(build_model, build_args, optimizer, data, epochs, batch_s
 
 
 def fit_compiled(model, x, y, epochs, batch_size, callbacks=(), shuffle=True, verbose=0):
-    """The same training math as ``model.fit`` in one compiled JAX loop per epoch (JAX backend).
-
-    Keeps the dataset on the device and runs each epoch's shuffled minibatches in a
-    ``jax.lax.scan`` with Keras' stateless APIs (``model.stateless_call``,
-    ``optimizer.stateless_apply``): the same model and optimizer objects, loss, batch size,
-    epochs and update rule, so the model is evaluated and saved as usual afterwards. With
-    ``verbose``, one line per epoch.
-    """
+    """The same training math as ``model.fit`` in one compiled JAX loop per epoch (JAX backend): each
+    epoch's shuffled minibatches in a ``jax.lax.scan`` with Keras' stateless APIs, the dataset on the
+    device; the model is evaluated and saved as usual afterwards. With ``verbose``, one line per epoch."""
     import jax
     import jax.numpy as jnp
 
