@@ -110,7 +110,7 @@ def bench_table(path, b):
             f"{b['batch_size']}, {b['repeats']} repeat(s) (seeds 0..{b['repeats'] - 1}){', smoke data' * b['smoke']}."
             "\n\n" + markdown(
                 ["model", "path", "steady s/epoch", "compile s", "test accuracy %", "speed-up vs plain fit"],
-                [[r["model"], r["path"] + (f" ({r['note']})" if r.get("note") else ""), f"{r['steady_s_per_epoch']:.3f}",
+                [[r["model"], r["path"], f"{r['steady_s_per_epoch']:.3f}",
                   f"{r['compile_s']:.1f}", mean_std(r["test_accuracy_mean"], r["test_accuracy_std"]),
                   f"{r['speedup_vs_plain']:.2f}x" if r["speedup_vs_plain"] else "—"] for r in b["results"]]))
 

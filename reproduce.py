@@ -63,7 +63,7 @@ def data_once(args):
     return _DATA["mnist"]
 
 
-def train_trial(trial, data_args, fast=False, validation=False, verbose=0):
+def train_trial(trial, data_args, validation=False, verbose=0):
     """Train one row with one seed as its listing does; return its record (a dict)."""
     table = SWEEPS[trial.table]
     row = table.rows[trial.row - 1]
@@ -73,7 +73,7 @@ def train_trial(trial, data_args, fast=False, validation=False, verbose=0):
               f"batch {trial.batch_size}", flush=True)
     result = train_and_evaluate(builder(listing.build_model, row.variant), row.build, row.optimizer, data_once(data_args),
                                 trial.epochs, trial.batch_size, trial.seed, learning_rate=trial.learning_rate,
-                                precision=trial.precision, fast=fast, validation=validation, verbose=verbose)
+                                precision=trial.precision, validation=validation, verbose=verbose)
     return {
         "table": trial.table, "row": trial.row, "seed": trial.seed, "epochs": trial.epochs,
         "batch_size": trial.batch_size, "smoke": trial.smoke, "learning_rate": trial.learning_rate,
@@ -105,11 +105,11 @@ def _threads(count=None):
     return os.cpu_count()
 
 
-def run_share(trials, data_args, fast, validation, path, label="", verbose=0):
+def run_share(trials, data_args, validation, path, label="", verbose=0):
     """Train ``trials`` one after another, appending each one's record to ``path`` as it ends, with one
     line of progress each (``label`` first). Runs in a worker process too."""
     for done, trial in enumerate(trials, 1):
-        record = train_trial(trial, data_args, fast, validation, verbose)
+        record = train_trial(trial, data_args, validation, verbose)
         records.append_record(path, record)
         print(f"{label}[{done}/{len(trials)}] Table {trial.table} row {trial.row} "
               f"({SWEEPS[trial.table].rows[trial.row - 1].title}) seed {trial.seed}: test "
@@ -172,9 +172,6 @@ def parse_args(argv):
                         help="the optimizer's learning rate (recorded apart; default: Keras' default)")
     parser.add_argument("--precision", choices=records.PRECISIONS, default="float32",
                         help="bfloat16: Keras' mixed_bfloat16 policy (recorded apart)")
-    parser.add_argument("--fast", action="store_true",
-                        help="the compiled JAX loop (study/train.py); pays only on an accelerator, "
-                        "elsewhere model.fit")
     parser.add_argument("--validation", action="store_true",
                         help="also record test accuracy after every epoch (training unchanged)")
     parser.add_argument("--workers", type=positive_int, default=1,
@@ -246,7 +243,7 @@ def sweep(args, found):
     if not todo:
         return
     data_once(args)  # check the data before any training (bad data exits here)
-    settings = (argparse.Namespace(data=args.data, smoke=args.smoke), args.fast, args.validation, path)
+    settings = (argparse.Namespace(data=args.data, smoke=args.smoke), args.validation, path)
     try:
         if workers == 1:  # Keras' line per epoch, then the trial's line
             return run_share(todo, *settings, verbose=2)

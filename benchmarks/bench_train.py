@@ -3,12 +3,10 @@
 Trains a listing's model (the CNN by default) with its own table row's settings for E epochs with
 each path, alternating path by path within every repeat, and prints per path the steady seconds per
 epoch (median of epochs 2..E; compilation is the first epoch's excess), the test accuracy and the
-speed-up over plain model.fit. Paths: plain (float32 model.fit), bfloat16 (Keras' mixed_bfloat16),
-fast (the compiled JAX loop of study/train.py: on an accelerator only, elsewhere model.fit). The JSON
-names the CPU and its speed flags, or the GPU: a speed holds for that machine.
+speed-up over plain model.fit. Paths: plain (float32 model.fit) and bfloat16 (Keras' mixed_bfloat16).
+The JSON names the CPU and its speed flags, or the GPU: a speed holds for that machine.
 
-    python -m benchmarks.bench_train --epochs 3 --repeats 3 --paths plain bfloat16   # CPU
-    KERAS_BACKEND=jax python -m benchmarks.bench_train --paths plain fast --repeats 3  # GPU
+    python -m benchmarks.bench_train --epochs 3 --repeats 3 --paths plain bfloat16
 """
 
 from ch1 import quiet_startup
@@ -26,9 +24,9 @@ from ch1 import device, outputs
 from ch1.cli import Parser, add_data_arg, positive_int, writable_output_file
 from ch1.run import add_smoke_arg, load_data
 from study.tables import LISTINGS, row
-from study.train import accelerator, train_and_evaluate
+from study.train import train_and_evaluate
 
-PATHS = ("plain", "bfloat16", "fast")
+PATHS = ("plain", "bfloat16")
 
 
 def train_once(name, path, data, epochs, batch_size, seed):
@@ -37,7 +35,7 @@ def train_once(name, path, data, epochs, batch_size, seed):
     settings = row(listing.table, listing.row)
     result = train_and_evaluate(importlib.import_module(listing.module).build_model, settings.build,
                                 settings.optimizer, data, epochs, batch_size, seed,
-                                precision="bfloat16" if path == "bfloat16" else "float32", fast=path == "fast")
+                                precision="bfloat16" if path == "bfloat16" else "float32")
     return result["epoch_seconds"], result["test_accuracy"], result["model"].dtype_policy.name
 
 
@@ -84,8 +82,7 @@ def main(argv=None):
                 runs[(name, path)].append((seconds, accuracy))
                 print(f"  {name} {path:8s} seed {seed}: {time.perf_counter() - start:6.1f}s, "
                       f"epochs {' '.join(f'{s:.2f}' for s in seconds)}, test {100 * accuracy:.2f}%", flush=True)
-    results = [{"model": name, "path": path, "precision": precision[(name, path)], **summarize(done),
-                **({"note": "no accelerator: model.fit"} if path == "fast" and accelerator() is None else {})}
+    results = [{"model": name, "path": path, "precision": precision[(name, path)], **summarize(done)}
                for (name, path), done in runs.items()]
     for r in results:
         plain = next((p for p in results if p["model"] == r["model"] and p["path"] == "plain"), None)

@@ -35,13 +35,12 @@ class Table:
     listing: str  # the listing module whose build_model makes every row
     epochs: int  # the budget the book trained this table's rows for
     rows: list = field(default_factory=list)
-    book: bool = True  # a table of the book; False: configurations the chapter describes but never measures
 
 
 @dataclass(frozen=True)
 class Listing:
-    """A script of the chapter: its outputs' name, module, listing number, the test accuracy its
-    docstring states, its parameter count, and the table row that is this very script."""
+    """A script of the chapter: its outputs' name, module, number, stated test accuracy and parameter
+    count, and the table row that is this very script."""
 
     name: str
     module: str
@@ -162,7 +161,7 @@ VARIANTS = Table("cnn-variants", "Listing 1.4.1's model, one change each", "cnn_
     Row({"variant": "padding='same'", "change": "padding='same' on every Conv2D"}, "adam", {}, variant="same"),
     Row({"variant": "BatchNormalization", "change": "each Conv2D without activation, then "
          "BatchNormalization, then Activation('relu')"}, "adam", {}, variant="batch-norm"),
-], book=False)
+])
 
 # Everything a sweep (reproduce.py) can run and record: the book's tables and the variants.
 SWEEPS = {**TABLES, VARIANTS.id: VARIANTS}
