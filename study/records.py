@@ -25,6 +25,7 @@ NUMBER = (int, float)
 FIELDS = {"table": str, "row": int, "seed": int, "epochs": int, "batch_size": int, "smoke": bool,
           "test_accuracy": NUMBER, "train_accuracy": NUMBER, "fit_seconds": NUMBER, "params": int,
           "backend": str, "precision": str, "learning_rate": (*NUMBER, type(None)), "versions": dict}
+RANGES = {"epochs": (1, 10**9), "test_accuracy": (0, 1), "train_accuracy": (0, 1), "fit_seconds": (0, 10**12)}
 CURVES = ("accuracy", "val_accuracy")  # the per-epoch metrics the reports read
 # Windows has no O_NOFOLLOW (a link there takes an administrator to make) and alone needs O_BINARY.
 NOFOLLOW, BINARY = (getattr(os, name, 0) for name in ("O_NOFOLLOW", "O_BINARY"))
@@ -70,8 +71,9 @@ def check(record):
             return f"{name} is not one of {', '.join(allowed)}"
     if not 1 <= values["row"] <= len(SWEEPS[values["table"]].rows):
         return f"row outside 1..{len(SWEEPS[values['table']].rows)} of Table {values['table']}"
-    if values["epochs"] < 1:
-        return "epochs below 1"
+    for name, (low, high) in RANGES.items():
+        if not low <= values[name] <= high:  # (NaN is outside every range)
+            return f"{name} outside {low}..{high}"
     return None
 
 
