@@ -6,7 +6,7 @@ budget; each tested row is run again longer (the test accuracy after every epoch
 
 from ch1 import outputs
 from study.report import OFF_BY, book_budget, matches, summarize
-from study.stats import mean, mean_std, std
+from study.stats import markdown, mean, mean_std, std
 from study.tables import TABLES
 
 # The rows tested, and the settings tried on each beside the book's budget (issue 13).
@@ -157,31 +157,19 @@ def section(study, elsewhere=()):
                      "open question the settings below test.\n")
     for (table_id, number), found in study.items():
         row = TABLES[table_id].rows[number - 1]
-        lines = ["| setting | epochs | batch | learning rate | n | train % | test % |",
-                 "|---|---|---|---|---|---|---|",
-                 f"| the book (one run, as printed) | — | — | — | 1 | {row.book_train:.2f} | {row.book_test:.2f} |"]
-        for line in found["lines"]:
-            lr = "0.01 (default)" if line["learning_rate"] is None else f"{line['learning_rate']:g}"
-            lines.append(f"| {line['setting']} | {line['epochs']} | {line['batch_size']} | {lr} | {line['n']} | "
-                         f"{mean_std(*line['train'])} | {mean_std(*line['test'])} |")
+        table = markdown(["setting", "epochs", "batch", "learning rate", "n", "train %", "test %"], [
+            ["the book (one run, as printed)", "—", "—", "—", 1, f"{row.book_train:.2f}", f"{row.book_test:.2f}"],
+            *([line["setting"], line["epochs"], line["batch_size"],
+               "0.01 (default)" if line["learning_rate"] is None else f"{line['learning_rate']:g}", line["n"],
+               mean_std(*line["train"]), mean_std(*line["test"])] for line in found["lines"])])
         parts.append(f"### Table {table_id} row {number} ({row.title}): book train {row.book_train:.2f} %, "
-                     f"test {row.book_test:.2f} %\n\n" + "\n".join(lines) +
-                     f"\n\n**Conclusion:** {found['conclusion']}.\n")
-    common = one_budget_sentence(study)
+                     f"test {row.book_test:.2f} %\n\n{table}\n\n**Conclusion:** {found['conclusion']}.\n")
+    common = one_budget(study, "1.3.2")
     if common:
-        parts.append(f"### One budget for all the tested rows of Table 1.3.2\n\n{common}\n")
+        parts.append(f"### One budget for all the tested rows of Table 1.3.2\n\nAll {common[1]} longer curves of the "
+                     f"tested Table 1.3.2 rows (every row, every seed) are within {OFF_BY} points of the book's train "
+                     f"and test accuracy at once at epochs {_ranges(common[0]) or 'none'} of {LONGER['1.3.2']}.\n")
     return "\n".join(parts)
-
-
-def one_budget_sentence(study, table_id="1.3.2"):
-    """:func:`one_budget` in a sentence, or None until every tested row of the table has a full curve."""
-    common = one_budget(study, table_id)
-    if common is None:
-        return None
-    epochs, curves = common
-    return (f"All {curves} longer curves of the tested Table {table_id} rows (every row, every seed) are within "
-            f"{OFF_BY} points of the book's train and test accuracy at once at epochs "
-            f"{_ranges(epochs) if epochs else 'none'} of {LONGER[table_id]}.")
 
 
 def one_budget(study, table_id):
