@@ -1,21 +1,13 @@
-"""The chapter's figures, re-made from real MNIST and the models the scripts trained.
+"""The chapter's figures, re-made from real MNIST and the models the listings trained.
 
-- mnist-samples.png: Listing 1.3.1's 25 random training digits (mnist_sampler.py's own plot, seeded).
-- cnn-kernel.png: Figures 1.4.2-1.4.3 made real: a 3x3 kernel of the trained CNN's first
-  layer over a test digit, and the feature maps that layer yields (28x28 -> 26x26, "valid").
-- cnn-maxpool.png: Figure 1.4.4 made real: MaxPooling2D(2) on a real feature map (26x26 -> 13x13),
-  with a 4x4 patch and the 2x2 it pools to.
-- mlp-mnist.png, cnn-mnist.png, rnn-mnist.png: each listing's diagram, as its plot_model(...,
-  show_shapes=True) draws it (the chapter's model figures).
-- training-curves.png: loss and accuracy per epoch of each script's run (from <name>.json).
-- cnn-confusion.png, cnn-misclassified.png: the trained CNN on the 10,000 test digits.
+mnist-samples.png (Listing 1.3.1's 25 digits), the three listings' diagrams (<name>.png, as their
+plot_model draws them), cnn-kernel.png and cnn-maxpool.png (Figures 1.4.2-1.4.4 made real with
+the CNN's first layer), <name>-history.png (each run's loss and accuracy per epoch, from its
+<name>.json, as the listing draws it), cnn-confusion.png and cnn-misclassified.png (the CNN on the test digits). A run
+that is not the book's full budget says so in its titles.
 
     python cnn_mnist.py && python mlp_mnist.py && python rnn_mnist.py   # train (outputs/)
     python figures.py                                                   # figures into outputs/
-
-The CNN figures need Listing 1.4.1's trained CNN (cnn-mnist.keras); the curves draw every
-listing's run found beside it (<name>.json), and a run that is not the book's full budget
-(a --smoke run, or fewer epochs than the book's) says so in its panel's title.
 """
 
 from ch1 import quiet_startup
@@ -33,7 +25,7 @@ import numpy as np
 from ch1 import outputs
 from ch1.cli import Parser, add_data_arg, ensure_output_dir, fail, seed_number
 from ch1.data import one_line, prepare_images
-from ch1.run import add_smoke_arg, load_data, run_folder, seed_everything
+from ch1.run import load_data, run_folder, seed_everything
 import cnn_mnist
 import mnist_sampler
 from your_digit import model_file
@@ -52,7 +44,7 @@ def feature_maps(model, images):
     return keras.ops.convert_to_numpy(conv(keras.ops.convert_to_tensor(images)))
 
 
-def kernel_figure(model, digit, label):
+def kernel_figure(model, digit, label, who="the trained CNN"):
     """Figures 1.4.2-1.4.3: a 3x3 kernel over the digit and the 26x26 feature maps it yields."""
     conv = first_conv(model)
     kernels, biases = (keras.ops.convert_to_numpy(w) for w in conv.weights)
@@ -82,13 +74,13 @@ def kernel_figure(model, digit, label):
         ax.imshow(maps[:, :, f], cmap="gray")
         ax.set_title(f"feature map {f}", fontsize=9)
         ax.axis("off")
-    fig.suptitle(f"First Conv2D layer of the trained CNN: {conv.filters} kernels of 3x3, "
+    fig.suptitle(f"First Conv2D layer of {who}: {conv.filters} kernels of 3x3, "
                  f"'valid' padding, 28x28 -> {maps.shape[0]}x{maps.shape[1]} (Figures 1.4.2-1.4.3)")
     fig.tight_layout()
     return fig
 
 
-def maxpool_figure(model, digit):
+def maxpool_figure(model, digit, who="the trained CNN"):
     """Figure 1.4.4: MaxPooling2D(2) on a real feature map, and one 4x4 patch -> 2x2."""
     maps = feature_maps(model, prepare_images(digit[None], (28, 28, 1)))
     k = int(np.argmax(maps[0].reshape(-1, maps.shape[-1]).std(axis=0)))
@@ -114,7 +106,7 @@ def maxpool_figure(model, digit):
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle("MaxPooling2D(2) on a real feature map of the trained CNN (Figure 1.4.4)")
+    fig.suptitle(f"MaxPooling2D(2) on a real feature map of {who} (Figure 1.4.4)")
     fig.tight_layout()
     return fig
 
@@ -132,27 +124,12 @@ def run_title(run):
     return title
 
 
-def curves_figure(runs):
-    """Loss and accuracy per epoch of each script's run, from the results JSON files."""
-    fig, axes = plt.subplots(2, len(runs), figsize=(4.5 * len(runs), 6.5), squeeze=False)
-    for col, run in enumerate(runs):
-        history = run["history"]
-        epochs = range(1, len(history["loss"]) + 1)
-        axes[0, col].plot(epochs, history["loss"], "o-")
-        axes[0, col].set_title(run_title(run), fontsize=9)
-        axes[0, col].set_ylabel("training loss")
-        axes[1, col].plot(epochs, [100 * a for a in history["accuracy"]], "o-", label="train")
-        axes[1, col].axhline(100 * run["test_accuracy"], color="C1", linestyle="--",
-                             label=f"test {100 * run['test_accuracy']:.2f}%")
-        axes[1, col].set_ylabel("accuracy (%)")
-        axes[1, col].legend()
-        for ax in axes[:, col]:
-            ax.set_xlabel("epoch")
-            ax.grid(alpha=0.3)
-            outputs.whole_epochs(ax)
-    fig.suptitle("Training curves of the listings")
-    fig.tight_layout()
-    return fig
+def history_figures(runs, folder):
+    """Each run's loss and accuracy per epoch (``runs``: {name: run}), as <name>-history.png: the figure
+    the listing's own run draws (ch1.outputs.plot_history), titled by :func:`run_title`."""
+    return [outputs.plot_history(run["history"], os.path.join(folder, f"{name}-history.png"),
+                                 f"{run_title(run)}: test accuracy {100 * run['test_accuracy']:.2f}%")
+            for name, run in runs.items()]
 
 
 def confusion_figure(y_true, y_pred):
@@ -194,12 +171,15 @@ def misclassified_figure(x_test, y_true, y_pred, probabilities, limit=36):
 def parse_args(argv):
     parser = Parser(__doc__)
     parser.add_argument("--models-dir", metavar="DIR",
-                        help="where the scripts wrote <name>.json and cnn-mnist.keras; default: outputs "
-                        "(outputs/smoke with --smoke, where the listings' --smoke runs write)")
+                        help="where the listings wrote <name>.json and cnn-mnist.keras; default: outputs "
+                        "(outputs/smoke with --smoke)")
     parser.add_argument("--seed", type=seed_number, default=0, help="seed of the sampler's random digits")
     add_data_arg(parser)
-    parser.add_argument("--output-dir", metavar="DIR", default="outputs", help="where the figures are written")
-    add_smoke_arg(parser)
+    parser.add_argument("--output-dir", metavar="DIR", default="outputs",
+                        help="where the figures are written (<output-dir>/smoke with --smoke)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="figures of the listings' --smoke runs (trains nothing): their models and JSON "
+                        "from outputs/smoke, MNIST's smoke subset, figures under <output-dir>/smoke")
     return parser.parse_args(argv)
 
 
@@ -231,7 +211,7 @@ def load_cnn(path, given):
 
 def main(argv=None):
     args = parse_args(argv)
-    ensure_output_dir(args.output_dir)
+    folder = ensure_output_dir(run_folder(args))  # a smoke run's figures never replace a full run's
     models_dir = args.models_dir or run_folder(argparse.Namespace(output_dir="outputs", smoke=args.smoke))
     model_path = os.path.join(models_dir, "cnn-mnist.keras")
     runs = {listing.name: read_run(path) for listing, path in (
@@ -241,28 +221,26 @@ def main(argv=None):
     cnn_run = runs.get(LISTINGS["cnn"].name)
     print(f"Using {model_path}" + (f": {run_title(cnn_run)}, test accuracy {100 * cnn_run['test_accuracy']:.2f}%"
                                    if cnn_run else " (no cnn-mnist.json beside it)"))
+    who = "the CNN after one --smoke epoch" if (cnn_run["smoke"] if cnn_run else args.smoke) else "the trained CNN"
     (x_train, y_train), (x_test, y_test) = load_data(args)
+    written = []
 
     def save(fig, name):
-        path = outputs.save_figure(fig, os.path.join(args.output_dir, name), dpi=100)
-        written.append(path)
+        written.append(outputs.save_figure(fig, os.path.join(folder, name), dpi=100))
 
-    written = []
     seed_everything(args.seed)
     save(mnist_sampler.plot_samples(x_train, y_train), "mnist-samples.png")
     for listing in LISTINGS.values():  # the diagrams, as each listing's plot_model(..., show_shapes=True)
         keras.backend.clear_session()  # the layer names a run of the listing shows
         written.append(outputs.plot_model(importlib.import_module(listing.module).build_model(),
-                                          os.path.join(args.output_dir, listing.name + ".png")))
+                                          os.path.join(folder, listing.name + ".png")))
     digit = int(np.flatnonzero(y_test == 7)[0])  # the first 7 of the test set
-    save(kernel_figure(model, x_test[digit], y_test[digit]), "cnn-kernel.png")
-    save(maxpool_figure(model, x_test[digit]), "cnn-maxpool.png")
-    if runs:
-        save(curves_figure(list(runs.values())), "training-curves.png")
+    save(kernel_figure(model, x_test[digit], y_test[digit], who), "cnn-kernel.png")
+    save(maxpool_figure(model, x_test[digit], who), "cnn-maxpool.png")
+    written += history_figures(runs, folder)
     probabilities = model.predict(prepare_images(x_test, model.input_shape[1:]), batch_size=256, verbose=0)
     y_pred = probabilities.argmax(axis=1)
-    fig, _ = confusion_figure(y_test, y_pred)
-    save(fig, "cnn-confusion.png")
+    save(confusion_figure(y_test, y_pred)[0], "cnn-confusion.png")
     save(misclassified_figure(x_test, y_test, y_pred, probabilities), "cnn-misclassified.png")
     for path in written:
         print(f"Wrote {path}")

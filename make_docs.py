@@ -1,15 +1,9 @@
 """Write the docs' generated parts from what the runs themselves recorded; never type a number.
 
-- docs/chapter1.md, whole: the chapter re-run, in the book's order (Listing 1.3.1's counts and
-  digits, then each listing: the book's claim beside the real output, its diagram, the chapter's
-  figures, its table with the book side by side, and what the chapter says but never measures).
-- The blocks between ``<!-- name:begin -->`` and ``<!-- name:end -->`` markers in README.md and
-  docs/*.md (each block lives in one file, beside its text).
-
-Sources: results/listings/*.json (each listing's run, made by ``python <listing> --output-dir
-results/listings``), results/records*.jsonl (reproduce.py's sweeps), results/bench*/,
-results/serve/, results/photos/ (the benchmarks' JSON), docs/figures/ (figures.py). A second run
-changes nothing.
+docs/chapter1.md whole (the chapter re-run, in the book's order), and the blocks between
+``<!-- name:begin -->`` and ``<!-- name:end -->`` in README.md and docs/*.md, from
+results/listings/ (the listings' runs), results/records*.jsonl (reproduce.py) and the
+benchmarks' JSON under results/. A second run changes nothing.
 
     python make_docs.py
 """
@@ -26,16 +20,19 @@ import re
 
 import keras
 
-from study import cnn_study, records, report, sgd_study
-from study.stats import mean_std
+from ch1.run import read_run
+from study import cnn_study, records, report
+from study.results import write_text
+from study.stats import markdown, mean_std
 from study.tables import LISTING_1_4_2, LISTINGS, TABLES, row
 
-MARKERS = ("listings", "bench", "sweep", "serve", "photos", "sgd-study")
 RESULTS = "results"
+LISTINGS_DIR = os.path.join(RESULTS, "listings")
 CHAPTER = os.path.join("docs", "chapter1.md")
 
 
 def _json(path):
+    """A benchmark's or the sampler's JSON (not a run: ch1.run.read_run reads those)."""
     with open(path) as f:
         return json.load(f)
 
@@ -47,11 +44,14 @@ def _json_files(folder):
 
 def listing_runs(folder):
     """Each listing's recorded run (results/listings/<name>.json), or None where it has none yet;
-    a --smoke run is refused: the docs show full runs."""
+    a --smoke run, or a file that is not a run, stops with one line: the docs show full runs."""
     runs = {}
     for key, listing in LISTINGS.items():
         path = os.path.join(folder, listing.name + ".json")
-        runs[key] = _json(path) if os.path.exists(path) else None
+        try:
+            runs[key] = read_run(path) if os.path.exists(path) else None
+        except ValueError as exc:
+            raise SystemExit(f"{path}: {exc}") from None
         if runs[key] and runs[key]["smoke"]:
             raise SystemExit(f"{path}: a --smoke run; the docs show full runs")
     return runs
@@ -65,31 +65,29 @@ def test_line(run):
 def listings_block(folder):
     """README's map of the four listings: file, model, params, the book's and the measured test accuracy."""
     sampler = os.path.join(folder, "mnist-samples.json")
-    lines = ["| listing | file | model | params | the book's test accuracy | measured here | last line a run prints |",
-             "|---|---|---|---|---|---|---|"]
+    cells = []
     if os.path.exists(sampler):
-        counts = _json(sampler)["train_labels"]
-        lines.append(f"| 1.3.1 | `mnist_sampler.py` | — (counts the digits, plots 25) | — | — | — "
-                     f"| `Train labels:  {{0: {counts['0']}, ...}}`, then `Test labels: ...` |")
+        cells.append(["1.3.1", "`mnist_sampler.py`", "— (counts the digits, plots 25)", "—", "—", "—",
+                      f"`Train labels:  {{0: {_json(sampler)['train_labels']['0']}, ...}}`, then `Test labels: ...`"])
     runs = listing_runs(folder)
     devices, versions = set(), set()
     for key, listing in LISTINGS.items():
         run, table_test = runs[key], row(listing.table, listing.row).book_test
         book = f"{listing.book_test}%" + ("" if table_test == listing.book_test else f" (Table {listing.table}: "
                                                                                       f"{table_test}%)")
-        model = MODELS[key]
         if run is None:
-            lines.append(f"| {listing.number} | `{listing.script}` | {model} | {listing.params:,} | {book} | not run yet | |")
+            cells.append([listing.number, f"`{listing.script}`", MODELS[key], f"{listing.params:,}", book,
+                          "not run yet", ""])
             continue
         devices.add(f"{run['backend']} on {run['device']}")
         versions.add(", ".join(f"{k} {v}" for k, v in run["versions"].items()))
-        minutes = run["fit_seconds"] / 60
-        lines.append(f"| {listing.number} | `{listing.script}` | {model} | {run['params']:,} | {book} "
-                     f"| **{100 * run['test_accuracy']:.2f}%** ({run['epochs']} epochs, seed {run['seed']}, "
-                     f"{minutes:.0f} min) | `{test_line(run)}` |")
-    lines += ["", f"Measured with {'; '.join(sorted(devices)) or 'nothing yet'} ({'; '.join(sorted(versions))}). "
-                  f"Made by `python make_docs.py` from `{folder}/*.json`."]
-    return "\n".join(lines)
+        cells.append([listing.number, f"`{listing.script}`", MODELS[key], f"{run['params']:,}", book,
+                      f"**{100 * run['test_accuracy']:.2f}%** ({run['epochs']} epochs, seed {run['seed']}, "
+                      f"{run['fit_seconds'] / 60:.0f} min)", f"`{test_line(run)}`"])
+    return (markdown(["listing", "file", "model", "params", "the book's test accuracy", "measured here",
+                      "last line a run prints"], cells) +
+            f"\n\nMeasured with {'; '.join(sorted(devices)) or 'nothing yet'} ({'; '.join(sorted(versions))}). "
+            f"Made by `python make_docs.py` from `{folder}/*.json`.")
 
 
 MODELS = {
@@ -100,54 +98,33 @@ MODELS = {
 
 
 def _per_file(folder, render, nothing, source):
-    """One block per JSON file in ``folder``, as ``render(path, contents)`` makes it; ``nothing`` if none."""
+    """A block per JSON file in ``folder`` (one per machine measured), as ``render(path, contents)`` makes it."""
     blocks = [render(path, b) for path, b in _json_files(folder)]
-    if not blocks:
-        return nothing
-    return "\n\n".join(blocks) + f"\n\nMade by `python make_docs.py` from {source}."
+    return "\n\n".join(blocks) + f"\n\nMade by `python make_docs.py` from {source}." if blocks else nothing
 
 
-def bench_block(folder):
-    """One table per training benchmark JSON: steady s/epoch, compile s, accuracy, speed-up over plain fit."""
-    def render(path, b):
-        versions = ", ".join(f"{k} {v}" for k, v in b["versions"].items())
-        lines = [f"`{path}`: {b['device']}, Keras backend {b['backend']} ({versions}); {b['epochs']} epochs, "
-                 f"batch {b['batch_size']}, {b['repeats']} repeat(s) (seeds 0..{b['repeats'] - 1})"
-                 f"{', smoke data' if b['smoke'] else ''}.", "",
-                 "| model | path | steady s/epoch | compile s | test accuracy % | speed-up vs plain fit |",
-                 "|---|---|---|---|---|---|"]
-        for r in b["results"]:
-            note = f" ({r['note']})" if r.get("note") else ""
-            ratio = f"{r['speedup_vs_plain']:.2f}x" if r.get("speedup_vs_plain") else "—"
-            # One repeat has no spread (older files wrote 0.0 for it).
-            std = r.get("test_accuracy_std") if r.get("repeats", b["repeats"]) > 1 else None
-            lines.append(f"| {r['model']} | {r['path']}{note} | {r['steady_s_per_epoch']:.3f} | {r['compile_s']:.1f} "
-                         f"| {mean_std(r['test_accuracy_mean'], std)} | {ratio} |")
-        return "\n".join(lines)
-
-    return _per_file(folder, render, "No benchmark recorded yet.", "the benchmark's JSON files")
+def bench_table(path, b):
+    """One training benchmark's JSON (benchmarks/bench_train.py): steady s/epoch, compile s, accuracy, speed-up."""
+    return (f"`{path}`: {b['device']}, Keras backend {b['backend']} "
+            f"({', '.join(f'{k} {v}' for k, v in b['versions'].items())}); {b['epochs']} epochs, batch "
+            f"{b['batch_size']}, {b['repeats']} repeat(s) (seeds 0..{b['repeats'] - 1}){', smoke data' * b['smoke']}."
+            "\n\n" + markdown(
+                ["model", "path", "steady s/epoch", "compile s", "test accuracy %", "speed-up vs plain fit"],
+                [[r["model"], r["path"], f"{r['steady_s_per_epoch']:.3f}",
+                  f"{r['compile_s']:.1f}", mean_std(r["test_accuracy_mean"], r["test_accuracy_std"]),
+                  f"{r['speedup_vs_plain']:.2f}x" if r["speedup_vs_plain"] else "—"] for r in b["results"]]))
 
 
-def _differences(b):
-    if b["same_numbers"]:
-        return "yes"
-    if "differ" not in b:
-        return "**no**"
-    return "**no**, " + "; ".join(f"{d['trial']}'s test accuracy {100 * d['test_accuracy'][0]:.2f}% against "
-                                 f"{100 * d['test_accuracy'][1]:.2f}%" for d in b["differ"])
-
-
-def sweep_block(folder):
-    """The sweep layouts' throughput (benchmarks/bench_sweep.py), one table per JSON file."""
-    def render(path, b):
-        lines = [f"`{path}`: {b['device']}, Keras backend {b['backend']}; {b['trials']} trials of {b['epochs']} "
-                 f"epochs each; the same numbers in both layouts: {_differences(b)}.", "",
-                 "| layout | wall s | trials per hour |", "|---|---|---|"]
-        lines += [f"| `--workers {layout['workers']}` ({layout['threads_per_worker']} thread(s) each) "
-                  f"| {layout['wall_s']:.0f} | {layout['trials_per_hour']:.1f} |" for layout in b["layouts"]]
-        return "\n".join(lines)
-
-    return _per_file(folder, render, "No sweep benchmark recorded yet.", "`benchmarks/bench_sweep.py`'s JSON")
+def sweep_table(path, b):
+    """One sweep benchmark's JSON (benchmarks/bench_sweep.py): each layout's throughput."""
+    same = "yes" if b["same_numbers"] else "**no**, " + "; ".join(
+        f"{d['trial']}'s test accuracy {100 * d['test_accuracy'][0]:.2f}% against {100 * d['test_accuracy'][1]:.2f}%"
+        for d in b["differ"])
+    return (f"`{path}`: {b['device']}, Keras backend {b['backend']}; {b['trials']} trials of {b['epochs']} epochs "
+            f"each; the same numbers in both layouts: {same}.\n\n" + markdown(
+                ["layout", "wall s", "trials per hour"],
+                [[f"`--workers {layout['workers']}` ({layout['threads_per_worker']} thread(s) each)",
+                  f"{layout['wall_s']:.0f}", f"{layout['trials_per_hour']:.1f}"] for layout in b["layouts"]]))
 
 
 def serve_block(folder):
@@ -160,11 +137,9 @@ def serve_block(folder):
 
 def photos_table(result):
     """The hit rate per kind of photo (benchmarks/bench_photos.py)."""
-    lines = ["| kind | read right | unreadable |", "|---|---|---|",
-             f"| MNIST itself (the same digits, 28x28) | {100 * result['mnist_accuracy']:.0f}% | — |"]
-    for kind, read in result["kinds"].items():
-        lines.append(f"| {kind} | {100 * read['hit_rate']:.0f}% | {read['refused']} |")
-    return "\n".join(lines)
+    return markdown(["kind", "read right", "unreadable"],
+                    [["MNIST itself (the same digits, 28x28)", f"{100 * result['mnist_accuracy']:.0f}%", "—"]] +
+                    [[kind, f"{100 * read['hit_rate']:.0f}%", read["refused"]] for kind, read in result["kinds"].items()])
 
 
 def photos_block(folder):
@@ -190,10 +165,10 @@ def summary(listing):
 
 
 def last_epoch(run):
-    """The last epoch of a run as recorded: ``Epoch 10/10: 39.4 s - accuracy: 0.9946 - loss: 0.0158``."""
-    history, epochs = run["history"], run["epochs"]
-    return (f"Epoch {epochs}/{epochs}: {run['epoch_seconds'][-1]:.1f} s - accuracy: {history['accuracy'][-1]:.4f} "
-            f"- loss: {history['loss'][-1]:.4f}")
+    """The last epoch as the run's JSON records it: ``2.6 s, training accuracy 0.9825, loss 0.0529``."""
+    history = run["history"]
+    return (f"{run['epoch_seconds'][-1]:.1f} s, training accuracy {history['accuracy'][-1]:.4f}, "
+            f"loss {history['loss'][-1]:.4f}")
 
 
 def _figure(name, alt):
@@ -207,28 +182,19 @@ def _claim_table(key, run):
     table_test = row(listing.table, listing.row).book_test
     book_test = f"{listing.book_test}%" + ("" if table_test == listing.book_test else
                                           f" (its row of Table {listing.table}: {table_test}%)")
-    epochs = TABLES[listing.table].epochs
-    lines = ["| | the book | this run |", "|---|---|---|",
-             f"| parameters (`Total params`) | {listing.params:,} | {run['params']:,} |",
-             f"| epochs, batch | {epochs}, 128 | {run['epochs']}, {run['batch_size']} |",
-             f"| test accuracy | {book_test} | {100 * run['test_accuracy']:.2f}% (`{test_line(run)}`) |",
-             f"| training accuracy, last epoch | — | {100 * run['train_accuracy']:.2f}% |"]
-    return "\n".join(lines)
+    return markdown(["", "the book", "this run"], [
+        ["parameters (`Total params`)", f"{listing.params:,}", f"{run['params']:,}"],
+        ["epochs, batch", f"{TABLES[listing.table].epochs}, 128", f"{run['epochs']}, {run['batch_size']}"],
+        ["test accuracy", book_test, f"{100 * run['test_accuracy']:.2f}% (`{test_line(run)}`)"],
+        ["training accuracy, last epoch", "—", f"{100 * run['train_accuracy']:.2f}%"]])
 
 
 def _book_table(table_id, found):
     table = TABLES[table_id]
     rows = report.summarize(table, found, report.book_budget(table))
-    n = sum(r["n"] for r in rows)
-    return (f"Table {table_id}, {table.title}: the book's numbers beside the re-run ({n} runs, mean ± std over the "
-            f"seeds recorded; `python reproduce.py --table {table_id}`):\n\n" + report.markdown_table(table, rows))
-
-
-def _listing_1_4_2():
-    lines = ["| the book (Keras 2) | output shape | params |", "|---|---|---|"]
-    for name, kind, shape, params in LISTING_1_4_2:
-        lines.append(f"| {name} ({kind}) | {shape} | {params:,} |")
-    return "\n".join(lines)
+    return (f"Table {table_id}, {table.title}: the book's numbers beside the re-run ({sum(r['n'] for r in rows)} runs, "
+            f"mean ± std over the seeds recorded; `python reproduce.py --table {table_id}`):\n\n"
+            + report.markdown_table(table, rows))
 
 
 def _listing_section(key, run, found):
@@ -237,12 +203,15 @@ def _listing_section(key, run, found):
     if run is None:
         return head + f"\nNot run yet: `python {listing.script} --output-dir results/listings`.\n"
     parts = [head, _claim_table(key, run), "",
-             f"What `python {listing.script}` printed (the summary, the last epoch, the book's last line), "
-             f"on {run['device']}, Keras backend {run['backend']}, seed {run['seed']}:", "",
-             "```text", summary(listing), "...", last_epoch(run), "", test_line(run), "```", ""]
+             f"What `python {listing.script}` printed first and last (the summary and the book's last line; "
+             f"Keras' progress bar of each epoch between them is left out), on {run['device']}, Keras backend "
+             f"{run['backend']}, seed {run['seed']}:", "", "```text", summary(listing), "...", test_line(run), "```",
+             "", f"Its last epoch ({run['epochs']} of {run['epochs']}), from the run's JSON: {last_epoch(run)}.", ""]
     if key == "cnn":
         parts += ["Listing 1.4.2 as the book prints it: the same shapes and counts; Keras 3 numbers its layers "
-                  "from `conv2d`, Keras 2 from `conv2d_1`.", "", _listing_1_4_2(), ""]
+                  "from `conv2d`, Keras 2 from `conv2d_1`.", "",
+                  markdown(["the book (Keras 2)", "output shape", "params"], [[f"{name} ({kind})", shape, f"{params:,}"]
+                           for name, kind, shape, params in LISTING_1_4_2]), ""]
     parts += [_figure(f"{listing.name}.png", f"{listing.name}: the model diagram plot_model draws"), ""]
     if key == "cnn":
         parts += ["The chapter's figures made real: a 3x3 kernel of the trained CNN's first layer over a test "
@@ -285,48 +254,33 @@ def chapter_page(listings_folder, found):
 # --- writing ----------------------------------------------------------------------------------
 
 
-def blocks(args, found):
-    return {"listings": listings_block(args.runs), "bench": bench_block(args.bench), "sweep": sweep_block(args.sweep),
-            "serve": serve_block(args.serve), "photos": photos_block(args.photos),
-            "sgd-study": sgd_study.docs_block(found, args.records)}
-
-
 def fill(text, name, body):
     """``text`` with the block ``name`` between its markers replaced by ``body``."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     return re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{body}\n{end}", text, flags=re.S)
 
 
-def write(path, text):
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
-
-
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--runs", default=os.path.join(RESULTS, "listings"), help="folder with the listings' <name>.json")
-    parser.add_argument("--bench", default=os.path.join(RESULTS, "bench"), help="folder with benchmark JSON files")
-    parser.add_argument("--sweep", default=os.path.join(RESULTS, "bench-sweep"), help="the sweep benchmark's JSON")
-    parser.add_argument("--serve", default=os.path.join(RESULTS, "serve"), help="the page's round-trip JSON")
-    parser.add_argument("--photos", default=os.path.join(RESULTS, "photos"), help="the photo benchmark's JSON")
-    parser.add_argument("--records", default=RESULTS, help="folder with reproduce.py's records*.jsonl")
-    args = parser.parse_args(argv)
-    found = records.read_records(args.records, quiet=True)
-    pages = ["README.md"] + sorted(p for p in glob.glob(os.path.join("docs", "*.md")) if p != CHAPTER)
+    argparse.ArgumentParser(description=__doc__.strip().splitlines()[0]).parse_args(argv)
+    found = records.read_records(RESULTS, quiet=True)
+    blocks = {"listings": listings_block(LISTINGS_DIR),
+              "bench": _per_file(f"{RESULTS}/bench", bench_table, "No benchmark recorded yet.",
+                                 "the benchmark's JSON files"),
+              "sweep": _per_file(f"{RESULTS}/bench-sweep", sweep_table, "No sweep benchmark recorded yet.",
+                                 "`benchmarks/bench_sweep.py`'s JSON"), "serve": serve_block(f"{RESULTS}/serve"),
+              "photos": photos_block(f"{RESULTS}/photos")}
     texts = {}
-    for path in pages:
+    for path in ["README.md"] + sorted(p for p in glob.glob(os.path.join("docs", "*.md")) if p != CHAPTER):
         with open(path) as f:
             texts[path] = f.read()
-    for name, body in blocks(args, found).items():
+    for name, body in blocks.items():
         holders = [p for p, text in texts.items() if f"<!-- {name}:begin -->" in text]
         if len(holders) != 1:
             raise SystemExit(f"the block {name!r} must be in exactly one of README.md and docs/*.md; found in "
                              f"{holders or 'none'}")
         texts[holders[0]] = fill(texts[holders[0]], name, body)
-    for path, text in texts.items():
-        write(path, text)
-    write(CHAPTER, chapter_page(args.runs, found))
+    for path, text in [*texts.items(), (CHAPTER, chapter_page(LISTINGS_DIR, found))]:
+        write_text(path, text)
     print(f"Wrote {', '.join(texts)} and {CHAPTER}")
 
 

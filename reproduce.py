@@ -1,16 +1,12 @@
 """Re-run the chapter's tables (1.3.2 MLP, 1.4.1 CNN, 1.5.1 SimpleRNN) with several seeds.
 
-Every row is built by its listing's own ``build_model`` with that row's settings and
-trained like the listing (study/train.py: categorical cross-entropy, batch 128, the row's
-optimizer with Keras' default settings). Each finished (row, seed) run is appended to a
-JSON-lines record as it ends, so an interrupted sweep resumes where it stopped, a re-run
-skips what is done, and two sweeps on one results folder share the work. From the records
-it writes, per table, a Markdown table and a CSV (the book's numbers beside the measured
-mean ± std over n seeds), and RESULTS.md.
+Each row is built by its listing's own ``build_model`` and trained as the listing trains it. Each
+finished (row, seed) run is appended to the records as it ends, so an interrupted sweep resumes where
+it stopped. From all records: per table a Markdown table and a CSV, and RESULTS.md (docs/tables.md).
 
     python reproduce.py                      # every table, 3 seeds (hours on a CPU)
     python reproduce.py --table 1.4.1        # one table
-    python reproduce.py --workers 2          # trials in 2 processes on this machine
+    python reproduce.py --workers 2          # the trials left in 2 processes, each its own share
     python reproduce.py --shard 0/4          # every 4th trial, from the first: one of 4 machines
     python reproduce.py --merge              # tables and RESULTS.md from all records, no training
     python reproduce.py --smoke              # every row, one tiny epoch, into outputs/ (tests and CI)
@@ -27,38 +23,32 @@ import multiprocessing
 import multiprocessing.util
 import os
 import signal
-import sys
 import time
 
 import keras
 
 from ch1 import device
-from study import records, report, results
-from ch1.cli import (Parser, add_data_arg, at_interrupt, ensure_output_dir, fail, forget, positive_int,
-                     writable_output_file)
+from ch1.cli import Parser, add_data_arg, at_interrupt, ensure_output_dir, fail, forget, positive_int, \
+    writable_output_file
 from ch1.data import TRAIN_SIZE
 from ch1.run import SMOKE_TRAIN, add_smoke_arg, load_data
+from study import records, report, results
 from study.tables import SWEEPS, TABLES
 from study.train import train_and_evaluate
 from study.variants import builder
 
 SMOKE_DIR = os.path.join("outputs", "reproduce-smoke")  # smoke sweeps never touch the committed results
+MAX_SEEDS = 1000  # --seeds: the plan is a list of every trial
 MAX_SHARDS = 10_000  # --shard i/n: n at most this (a shard's records file is named after i and n)
 
 
 def plan(args):
     """Every trial of the chosen tables, seed by seed (all rows with seed 0 first, then seed 1, ...),
     so that a partial sweep already fills every row; then the shard's share of them."""
-    backend = keras.backend.backend()
-    trials = []
-    for seed in range(args.seeds):
-        for table_id in args.tables:
-            table = SWEEPS[table_id]
-            rows = args.rows or range(1, len(table.rows) + 1)
-            for row in rows:
-                epochs = 1 if args.smoke else (args.epochs or table.epochs)
-                trials.append(records.Trial(table_id, row, seed, epochs, args.batch_size, args.smoke, backend,
-                                            args.precision, args.learning_rate))
+    trials = [records.Trial(table_id, row, seed, 1 if args.smoke else (args.epochs or SWEEPS[table_id].epochs),
+                            args.batch_size, args.smoke, keras.backend.backend(), args.precision, args.learning_rate)
+              for seed in range(args.seeds) for table_id in args.tables
+              for row in (args.rows or range(1, len(SWEEPS[table_id].rows) + 1))]
     index, count = args.shard
     return trials[index::count]
 
@@ -73,17 +63,7 @@ def data_once(args):
     return _DATA["mnist"]
 
 
-def run_trial(job):
-    """Claim one trial, and unless another sweep has it or has recorded it (study.records.take), train
-    it; return its record, or ``{"skipped": why}``. Runs in a worker process too."""
-    trial, data_args, fast, validation, verbose, results_dir, owner = job
-    why = records.take(results_dir, trial, owner)
-    if why:
-        return {"skipped": why}
-    return train_trial(trial, data_args, fast, validation, verbose)
-
-
-def train_trial(trial, data_args, fast=False, validation=False, verbose=0):
+def train_trial(trial, data_args, validation=False, verbose=0):
     """Train one row with one seed as its listing does; return its record (a dict)."""
     table = SWEEPS[trial.table]
     row = table.rows[trial.row - 1]
@@ -93,7 +73,7 @@ def train_trial(trial, data_args, fast=False, validation=False, verbose=0):
               f"batch {trial.batch_size}", flush=True)
     result = train_and_evaluate(builder(listing.build_model, row.variant), row.build, row.optimizer, data_once(data_args),
                                 trial.epochs, trial.batch_size, trial.seed, learning_rate=trial.learning_rate,
-                                precision=trial.precision, fast=fast, validation=validation, verbose=verbose)
+                                precision=trial.precision, validation=validation, verbose=verbose)
     return {
         "table": trial.table, "row": trial.row, "seed": trial.seed, "epochs": trial.epochs,
         "batch_size": trial.batch_size, "smoke": trial.smoke, "learning_rate": trial.learning_rate,
@@ -107,49 +87,56 @@ def train_trial(trial, data_args, fast=False, validation=False, verbose=0):
     }
 
 
-def _threads():
-    """The threads the backend computes a trial with (a float result can depend on it)."""
+def _threads(count=None):
+    """The threads the backend computes with (a float result can depend on it); ``count``: set them first."""
     if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+        from tensorflow.config import threading
 
-        return tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
+        if count:
+            threading.set_intra_op_parallelism_threads(count)
+            threading.set_inter_op_parallelism_threads(count)
+        return threading.get_intra_op_parallelism_threads() or os.cpu_count()
     if keras.backend.backend() == "torch":
         import torch
 
+        if count:
+            torch.set_num_threads(count)
         return torch.get_num_threads()
     return os.cpu_count()
 
 
+def run_share(trials, data_args, validation, path, label="", verbose=0):
+    """Train ``trials`` one after another, appending each one's record to ``path`` as it ends, with one
+    line of progress each (``label`` first). Runs in a worker process too."""
+    for done, trial in enumerate(trials, 1):
+        record = train_trial(trial, data_args, validation, verbose)
+        records.append_record(path, record)
+        print(f"{label}[{done}/{len(trials)}] Table {trial.table} row {trial.row} "
+              f"({SWEEPS[trial.table].rows[trial.row - 1].title}) seed {trial.seed}: test "
+              f"{100 * record['test_accuracy']:.2f}% train {100 * record['train_accuracy']:.2f}% in "
+              f"{record['fit_seconds']:.0f}s; {len(trials) - done} left", flush=True)
+
+
 def _worker_init(threads):
-    """A worker prints nothing but errors (the parent reports progress), leaves Ctrl-C to the parent
-    (which ends the pool), and uses its share of the cores."""
-    sys.stdout = open(os.devnull, "w")
+    """A worker leaves Ctrl-C to the parent (which ends the pool) and uses its share of the cores."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+    _threads(threads)
 
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    elif keras.backend.backend() == "torch":
-        import torch
 
-        torch.set_num_threads(threads)
+def start_pool(workers):
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    return multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(threads,))
 
 
 def records_path(args):
     index, count = args.shard
-    name = "records.jsonl" if count == 1 else f"records-shard-{index}of{count}.jsonl"
-    return records.child(args.results_dir, name)
-
-
-# ---------------------------------------------------------------------------------------------
-# The command line.
+    return os.path.join(args.results_dir, "records.jsonl" if count == 1 else f"records-shard-{index}of{count}.jsonl")
 
 
 def shard(text):
     shown = text if len(text) <= 30 else text[:25] + "..."
     try:
-        index, count = (int(part) for part in text.split("/"))
+        index, count = map(int, text.split("/"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected i/n such as 0/4, got {shown!r}") from None
     if count > MAX_SHARDS:
@@ -163,10 +150,9 @@ def learning_rate(text):
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < records.MAX_LEARNING_RATE:
-        raise argparse.ArgumentTypeError(f"expected a number above 0 and below {records.MAX_LEARNING_RATE}, "
-                                         f"got {text!r}")
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
     return value
 
 
@@ -184,16 +170,13 @@ def parse_args(argv):
                         help="minibatch size (another than the book's is recorded apart)")
     parser.add_argument("--learning-rate", type=learning_rate,
                         help="the optimizer's learning rate (recorded apart; default: Keras' default)")
-    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+    parser.add_argument("--precision", choices=records.PRECISIONS, default="float32",
                         help="bfloat16: Keras' mixed_bfloat16 policy (recorded apart)")
-    parser.add_argument("--fast", action="store_true",
-                        help="the compiled JAX loop (study/train.py); pays only on an accelerator, "
-                        "elsewhere model.fit")
     parser.add_argument("--validation", action="store_true",
                         help="also record test accuracy after every epoch (training unchanged)")
     parser.add_argument("--workers", type=positive_int, default=1,
-                        help="trials run in this many processes (at most the cores and the trials left), "
-                        "each with its share of the cores")
+                        help="processes on this machine (at most the cores and the trials left): worker k of N "
+                        "runs shard k/N of the trials left, with its share of the cores")
     parser.add_argument("--shard", type=shard, default=(0, 1), metavar="i/n",
                         help="run only every n-th trial, starting with trial i (0 <= i < n)")
     parser.add_argument("--merge", action="store_true", help="train nothing: build the tables from all records")
@@ -207,12 +190,11 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     args.tables = sorted(set(args.tables or TABLES))
     images = SMOKE_TRAIN if args.smoke else TRAIN_SIZE
-    for flag, value, limit, what in (("--seeds", args.seeds, records.MAX_SEEDS, ""),
-                                     ("--epochs", args.epochs, records.MAX_EPOCHS, ""),
-                                     ("--batch-size", args.batch_size, images,
-                                      " training images" + (" of --smoke" if args.smoke else ""))):
-        if value is not None and value > limit:
-            parser.error(f"argument {flag}: at most {'the ' * bool(what)}{limit:,}{what}, got {value:,}")
+    if args.seeds > MAX_SEEDS:
+        parser.error(f"argument --seeds: at most {MAX_SEEDS:,}, got {args.seeds:,}")
+    if args.batch_size > images:
+        parser.error(f"argument --batch-size: at most the {images:,} training images"
+                     f"{' of --smoke' if args.smoke else ''}, got {args.batch_size:,}")
     for number in args.rows or ():
         for table_id in args.tables:
             if number > len(SWEEPS[table_id].rows):
@@ -226,22 +208,16 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    # Every output path is checked before any long work; none is written through a symbolic link.
-    figure = None if args.smoke else os.path.join(os.path.dirname(args.report) or ".", "docs", "figures",
-                                                  "sgd-budget.png")
-    for flag, folder in (("--results-dir", args.results_dir), ("--report", os.path.dirname(args.report)),
-                         ("--report", figure and os.path.dirname(figure))):
-        link = folder and records.linked(folder)
-        if link:
-            fail(f"{flag}: {link} is a symbolic link; outputs are not written through one (give the folder "
-                 f"it points to)")
+    # Every output path is checked before any long work.
     ensure_output_dir(args.results_dir, "--results-dir")
     writable_output_file(args.report, "--report")
+    figure = None if args.smoke else os.path.join(os.path.dirname(args.report), "docs", "figures", "sgd-budget.png")
     if figure:
         ensure_output_dir(os.path.dirname(figure), "--report")  # the report's figures, beside it
     found = records.read_records(args.results_dir)
     if not args.merge:
         sweep(args, found)
+        found = records.read_records(args.results_dir, quiet=True)  # (warned about above)
     command = "python reproduce.py --merge" + (" --smoke" if args.smoke else "")
     text = results.write_reports(found, args.results_dir, args.report, args.seeds, args.smoke, command, figure)
     print(f"Wrote {args.report} and the tables under {args.results_dir}/")
@@ -249,79 +225,45 @@ def main(argv=None):
 
 
 def sweep(args, found):
-    """Run the planned trials that have no record yet and no other sweep has claimed, recording each.
-    First, in one line and exit 2, a backend that is not recorded, or a records file or claims folder
-    that cannot be written."""
+    """Run the planned trials that have no record in ``found`` yet, recording each as it ends: in this
+    process, or with --workers N in N processes, worker k running shard k/N of the trials left. First,
+    in one line and exit 2, a backend that is not recorded or a records file that cannot be appended to."""
     if keras.backend.backend() not in records.BACKENDS:
         fail(f"Keras backend {keras.backend.backend()}: sweeps run on {', '.join(records.BACKENDS)}")
+    path = records_path(args)
     try:
-        records.check_appendable(records_path(args))
-        records.claims_folder(args.results_dir)
+        records.check_appendable(path)
     except records.RecordsError as exc:
         fail(str(exc))
     planned = plan(args)
     todo = [t for t in planned if t not in found]
     workers = max(1, min(args.workers, len(todo), os.cpu_count() or 1))
     print(f"{len(todo)} trials to run ({len(planned) - len(todo)} already recorded) in {workers} process(es); "
-          f"records: {records_path(args)}", flush=True)
+          f"records: {path}", flush=True)
     if not todo:
         return
     data_once(args)  # check the data before any training (bad data exits here)
-    path = records_path(args)
-    data_args = argparse.Namespace(data=args.data, smoke=args.smoke)
-    # One process shows each epoch as it ends (Keras' one line per epoch); workers stay quiet and the
-    # parent reports each trial. Each trial is claimed just before it runs, in this sweep's name.
-    verbose = 2 if workers == 1 else 0
-    owner = os.getpid()
-    jobs = [(t, data_args, args.fast, args.validation, verbose, args.results_dir, owner) for t in todo]
-    pool = None
+    settings = (argparse.Namespace(data=args.data, smoke=args.smoke), args.validation, path)
+    try:
+        if workers == 1:  # Keras' line per epoch, then the trial's line
+            return run_share(todo, *settings, verbose=2)
+        pool = start_pool(workers)
 
-    def release_claims():
-        # This sweep's claims on trials it did not finish go back (they run again); the workers end.
-        if pool is not None:
+        def interrupted():  # the workers end with the sweep; what they recorded stays
             pool.terminate()
             pool.join()
-        for trial in todo:
-            if trial not in found:
-                records.release(args.results_dir, trial, owner)
+            multiprocessing.util._exit_function()  # the pool's semaphores released, as at a normal exit
 
-    def interrupted():
-        release_claims()
-        # What Python runs at a normal exit (the process ends by its signal instead): the pool's
-        # semaphores are released, so no warning about leaked ones follows the one line.
-        multiprocessing.util._exit_function()
-
-    at_interrupt(interrupted)
-    left, skipped = len(jobs), 0
-    try:
-        if workers == 1 or len(jobs) < 2:
-            results = map(run_trial, jobs)
-        else:
-            threads = max(1, (os.cpu_count() or 1) // workers)
-            pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(threads,))
-            results = pool.imap_unordered(run_trial, jobs)
-        for record in results:
-            left -= 1
-            if "skipped" in record:
-                skipped += 1
-                continue
-            trial = records.trial_of(record)
-            records.append_record(path, record)
-            found[trial] = records.for_reports(record)
-            records.release(args.results_dir, trial, owner)
-            row = SWEEPS[trial.table].rows[trial.row - 1]
-            print(f"[{len(jobs) - left}/{len(jobs)}] Table {trial.table} row {trial.row} ({row.title}) "
-                  f"seed {trial.seed}: test {100 * record['test_accuracy']:.2f}% "
-                  f"train {100 * record['train_accuracy']:.2f}% in {record['fit_seconds']:.0f}s; "
-                  f"{left} left", flush=True)
-    except records.RecordsError as exc:  # a records file or claim made unusable while the sweep ran
+        at_interrupt(interrupted)
+        try:
+            pool.starmap(run_share, [(todo[k::workers], *settings, f"shard {k}/{workers}: ")
+                                     for k in range(workers)])
+        finally:
+            forget(interrupted)
+            pool.terminate()
+            pool.join()
+    except records.RecordsError as exc:  # the records file made unusable while the sweep ran
         fail(str(exc))
-    finally:
-        forget(interrupted)
-        release_claims()
-    if skipped:
-        print(f"{skipped} of them left to another sweep on {args.results_dir}/ (claimed or recorded there)",
-              flush=True)
 
 
 if __name__ == "__main__":

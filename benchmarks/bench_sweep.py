@@ -1,14 +1,10 @@
-"""Sweep throughput on this machine: one trial at a time on all cores, or one per core.
+"""Sweep throughput on this machine: one trial at a time on all cores, or one per core (docs/sweeps.md).
 
-Runs the same trials of reproduce.py twice, in fresh results folders: with ``--workers 1``
-(one process; the backend uses every core) and with ``--workers N`` for N cores (each worker
-pinned to its share: TensorFlow's intra- and inter-op threads set to cores / N). Prints the
-throughput of each layout (trials per hour, wall seconds) and checks that the two layouts give
-identical numbers for every trial. The trials: Table 1.3.2 rows 1, 4, 6 and 16 (MLP) and
-Table 1.4.1 rows 1 and 3 (CNN), seed 0, for ``--epochs`` epochs (records of a shorter budget
-than the book's, kept in the benchmark's own folders).
+Runs the same trials of reproduce.py (Table 1.3.2 rows 1, 4, 6, 16 and Table 1.4.1 rows 1, 3, seed 0,
+``--epochs`` epochs) with ``--workers 1`` and with ``--workers N`` for N cores, in fresh folders, and
+prints each layout's trials per hour and whether the two gave the same numbers.
 
-    python -m benchmarks.bench_sweep --epochs 3 --json results/bench/sweep-cpu-tensorflow.json
+    python -m benchmarks.bench_sweep --epochs 3 --json results/bench-sweep/cpu-tensorflow.json
 """
 
 from ch1 import quiet_startup
@@ -21,6 +17,7 @@ import time
 
 import keras
 
+import make_docs
 import reproduce
 from ch1 import device, outputs
 from study import records
@@ -64,22 +61,13 @@ def main(argv=None):
     differ = [{"trial": f"Table {t.table} row {t.row}", "test_accuracy": [one[t]["test_accuracy"],
                                                                           many[t]["test_accuracy"]]}
               for t in sorted(one, key=lambda t: (t.table, t.row))
-              if t in many and (one[t]["test_accuracy"], one[t]["history"]) != (many[t]["test_accuracy"],
-                                                                               many[t]["history"])]
+              if t in many and (one[t]["test_accuracy"], one[t].get("history")) != (many[t]["test_accuracy"],
+                                                                                     many[t].get("history"))]
     same = set(one) == set(many) and not differ
-    print()
-    print("| layout | wall s | trials per hour |")
-    print("|---|---|---|")
-    for layout in layouts.values():
-        print(f"| --workers {layout['workers']} ({layout['threads_per_worker']} thread(s) each) "
-              f"| {layout['wall_s']:.0f} | {layout['trials_per_hour']:.1f} |")
-    print(f"\nThe same numbers in both layouts: {'yes' if same else 'NO'}")
-    for d in differ:
-        print(f"  {d['trial']}: test accuracy {d['test_accuracy'][0]:.6f} with 1 worker, "
-              f"{d['test_accuracy'][1]:.6f} with {cores}")
     result = {**device.describe(), "backend": keras.backend.backend(), "versions": device.versions(),
               "epochs": args.epochs, "trials": trials, "same_numbers": same, "differ": differ,
               "layouts": [{k: v for k, v in layout.items() if k != "found"} for layout in layouts.values()]}
+    print(make_docs.sweep_table(args.json, result))
     outputs.write_json(args.json, result)
     print(f"Wrote {args.json}")
     return result

@@ -1,21 +1,12 @@
-"""Training speed of the book's models: the book's model.fit against the speed options.
+"""Training speed of the book's models: the book's model.fit against the speed options (docs/speed.md).
 
-Trains a listing's model (the CNN by default; ``--model mlp rnn`` for the others) with its
-own table row's settings for E epochs with each path, in one run, alternating path by path
-within every repeat, and prints per path: steady seconds per epoch (the median of epochs
-2..E; compilation is the first epoch's excess, shown apart), test accuracy (mean over
-repeats, one seed each), and the speed-up over plain ``model.fit``. Paths:
+Trains a listing's model (the CNN by default) with its own table row's settings for E epochs with
+each path, alternating path by path within every repeat, and prints per path the steady seconds per
+epoch (median of epochs 2..E; compilation is the first epoch's excess), the test accuracy and the
+speed-up over plain model.fit. Paths: plain (float32 model.fit) and bfloat16 (Keras' mixed_bfloat16).
+The JSON names the CPU and its speed flags, or the GPU: a speed holds for that machine.
 
-- plain:    the book's ``model.fit(x_train, y_train, epochs=..., batch_size=...)`` in float32
-- bfloat16: the same under Keras' mixed_bfloat16 policy
-- fast:     the compiled on-device epoch loop (study/train.py); it runs only on an accelerator
-            (JAX on a GPU), elsewhere it says so and is model.fit
-
-The JSON records the CPU model and its speed flags (avx2, avx512f, avx512_bf16, amx_tile) or
-the GPU: a speed measured on one machine holds for that machine.
-
-    python -m benchmarks.bench_train --epochs 3 --repeats 3 --paths plain bfloat16   # CPU
-    KERAS_BACKEND=jax python -m benchmarks.bench_train --paths plain fast --repeats 3  # GPU
+    python -m benchmarks.bench_train --epochs 3 --repeats 3 --paths plain bfloat16
 """
 
 from ch1 import quiet_startup
@@ -28,14 +19,14 @@ import time
 
 import keras
 
+import make_docs
 from ch1 import device, outputs
 from ch1.cli import Parser, add_data_arg, positive_int, writable_output_file
 from ch1.run import add_smoke_arg, load_data
-from study.stats import mean_std
 from study.tables import LISTINGS, row
-from study.train import accelerator, train_and_evaluate
+from study.train import train_and_evaluate
 
-PATHS = ("plain", "bfloat16", "fast")
+PATHS = ("plain", "bfloat16")
 
 
 def train_once(name, path, data, epochs, batch_size, seed):
@@ -44,7 +35,7 @@ def train_once(name, path, data, epochs, batch_size, seed):
     settings = row(listing.table, listing.row)
     result = train_and_evaluate(importlib.import_module(listing.module).build_model, settings.build,
                                 settings.optimizer, data, epochs, batch_size, seed,
-                                precision="bfloat16" if path == "bfloat16" else "float32", fast=path == "fast")
+                                precision="bfloat16" if path == "bfloat16" else "float32")
     return result["epoch_seconds"], result["test_accuracy"], result["model"].dtype_policy.name
 
 
@@ -91,24 +82,14 @@ def main(argv=None):
                 runs[(name, path)].append((seconds, accuracy))
                 print(f"  {name} {path:8s} seed {seed}: {time.perf_counter() - start:6.1f}s, "
                       f"epochs {' '.join(f'{s:.2f}' for s in seconds)}, test {100 * accuracy:.2f}%", flush=True)
-    results = []
-    for (name, path), done in runs.items():
-        summary = {"model": name, "path": path, "precision": precision[(name, path)], **summarize(done)}
-        if path == "fast" and accelerator() is None:
-            summary["note"] = "no accelerator: model.fit"
-        results.append(summary)
-    print()
-    print("| model | path | steady s/epoch | compile s | test accuracy % | speed-up vs plain |")
-    print("|---|---|---|---|---|---|")
+    results = [{"model": name, "path": path, "precision": precision[(name, path)], **summarize(done)}
+               for (name, path), done in runs.items()]
     for r in results:
         plain = next((p for p in results if p["model"] == r["model"] and p["path"] == "plain"), None)
         r["speedup_vs_plain"] = plain["steady_s_per_epoch"] / r["steady_s_per_epoch"] if plain else None
-        ratio = f"{r['speedup_vs_plain']:.2f}x" if r["speedup_vs_plain"] else "—"
-        print(f"| {r['model']} | {r['path']}{' (' + r['note'] + ')' if 'note' in r else ''} "
-              f"| {r['steady_s_per_epoch']:.3f} | {r['compile_s']:.2f} "
-              f"| {mean_std(r['test_accuracy_mean'], r['test_accuracy_std'])} (n={r['repeats']}) | {ratio} |")
     report = {**where, "backend": backend, "versions": device.versions(), "epochs": args.epochs,
               "batch_size": args.batch_size, "repeats": args.repeats, "smoke": args.smoke, "results": results}
+    print("\n" + make_docs.bench_table(args.json, report))
     outputs.write_json(args.json, report)
     print(f"\nWrote {args.json}")
     return report

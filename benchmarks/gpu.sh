@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole GPU comparison in one command, for a machine with JAX but no TensorFlow and no internet.
+# The training benchmark on a GPU in one command, for a machine with JAX but no TensorFlow and no internet.
 # Needs, in the project folder (both git-ignored): .whl/ with the keras, namex and optree wheels, and
 # .device/mnist.npz. Prepare them on a machine with internet:
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
@@ -12,5 +12,5 @@ cd "$(dirname "$0")/.."
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site KERAS_BACKEND=jax PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
-python3 -m benchmarks.bench_train --paths plain fast --epochs 10 --repeats 3 \
+python3 -m benchmarks.bench_train --paths plain bfloat16 --epochs 10 --repeats 3 \
     --data .device/mnist.npz --json "${OUT:-outputs}/bench_train_gpu.json" "$@"

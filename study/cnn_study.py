@@ -1,29 +1,16 @@
-"""What the chapter says but never measures, measured: four claims of the CNN section, from records.
-
-1. Pooling: AveragePooling2D(2) and a strided Conv2D reduce the maps by half as MaxPooling2D(2) does,
-   with "subtle differences in the effectiveness of each reduction technique".
-2. padding='same' keeps a Conv2D's output maps the size of its input.
-3. With BatchNormalization (and the ReLU brought out as an Activation layer), large learning rates
-   can be used without causing instability.
-4. CNNs are more parameter efficient and more accurate than MLPs.
-
-The runs are reproduce.py's: Listing 1.4.1's model is Table 1.4.1 row 3 (its own settings); the
-variants are study.tables.VARIANTS; all at Table 1.4.1's budget (Adam, batch 128, 10 epochs), with
-the test accuracy after every epoch for claim 3 (``--validation``). This module reads the records
-and writes the tables, one generated conclusion per claim and the two figures. Nothing here imports
-Keras.
-
-A difference is *measurable* when it is larger than the two settings' seed spreads together
-(|mean a - mean b| > std a + std b: their one-std intervals do not overlap) and *clear* when it is
-more than twice that; otherwise it is "no measurable difference".
+"""What the chapter says but never measures, measured: four claims of the CNN section (pooling,
+padding='same', BatchNormalization with large learning rates, CNN against MLP), from reproduce.py's
+records of Listing 1.4.1's model (Table 1.4.1 row 3) and its variants (study.tables.VARIANTS) at
+Table 1.4.1's budget: the tables, one generated conclusion per claim, and two figures. A difference
+is *measurable* when it is larger than the two settings' seed spreads together (|mean a - mean b| >
+std a + std b) and *clear* when it is more than twice that. Nothing here imports Keras.
 """
 
 import math
-from array import array
 
 from ch1 import outputs
-from study.report import BATCH_SIZE
-from study.stats import mean, mean_std, std
+from study.report import BATCH_SIZE, book_budget, matches, summarize
+from study.stats import markdown, mean, mean_std, std
 from study.tables import LISTINGS, TABLES, VARIANTS
 
 BOOK = ("1.4.1", LISTINGS["cnn"].row)  # Listing 1.4.1's model as printed: its row of Table 1.4.1
@@ -39,42 +26,37 @@ COMMANDS = (
 )
 
 
+def budget(learning_rate=None):
+    """Table 1.4.1's budget, with Adam's ``learning_rate`` (None: Keras' default)."""
+    return {**book_budget(TABLES["1.4.1"]), "learning_rate": learning_rate}
+
+
 def runs(found, table_id, number, learning_rate=None):
     """The records of one row at Table 1.4.1's budget (``learning_rate`` None: Keras' default), by seed."""
-    epochs = TABLES["1.4.1"].epochs
     return [r for t, r in sorted(found.items(), key=lambda tr: tr[0].seed)
-            if t.table == table_id and t.row == number and t.epochs == epochs and t.batch_size == BATCH_SIZE
-            and t.learning_rate == learning_rate and not t.smoke and t.backend == "tensorflow"
-            and t.precision == "float32"]
+            if t.row == number and matches(t, table_id, budget(learning_rate))]
 
 
 def in_study(trial):
     """Whether a record is one of this study's own runs at a learning rate of its own (it is reported
     here, not among the other budgets)."""
-    return (trial.table, trial.row) == BOOK and trial.learning_rate in LEARNING_RATES and not trial.smoke \
-        and trial.epochs == TABLES["1.4.1"].epochs and trial.batch_size == BATCH_SIZE
+    return (trial.table, trial.row) == BOOK and trial.learning_rate in LEARNING_RATES and matches(
+        trial, BOOK[0], budget(trial.learning_rate))
 
 
 def setting(name, records):
     """What a setting's runs give: n, params, train and test accuracy (%) and seconds per epoch, mean
-    and std over the seeds; for runs with a curve, the lowest test accuracy after epoch 1 and whether
-    any run's loss stopped being finite (it diverged)."""
+    and std over the seeds; for runs with a test curve, the lowest test accuracy after epoch 1; and
+    how many runs' loss stopped being finite (diverged)."""
     test = [100 * r["test_accuracy"] for r in records]
     train = [100 * r["train_accuracy"] for r in records]
     per_epoch = [r["fit_seconds"] / r["epochs"] for r in records]
-    curves = [r["history"] for r in records if _curve(r)]
+    curves = [r["history"] for r in records if "val_accuracy" in r.get("history", {})]
     return {"name": name, "n": len(records), "params": records[0]["params"] if records else None,
             "test": (mean(test), std(test)), "train": (mean(train), std(train)),
             "seconds": (mean(per_epoch), std(per_epoch)), "curves": curves,
             "diverged": sum(1 for r in records if r.get("diverged")),
             "lowest_test": min((100 * min(h["val_accuracy"][1:] or h["val_accuracy"]) for h in curves), default=None)}
-
-
-def _curve(record):
-    history = record.get("history") or {}
-    test, train = history.get("val_accuracy"), history.get("accuracy")
-    return (isinstance(test, (list, array)) and isinstance(train, (list, array)) and test and len(test) == len(train)
-            and all(isinstance(v, (int, float)) for v in (*test, *train)))  # (array: study.records.curves)
 
 
 def compare(a, b):
@@ -90,25 +72,19 @@ def compare(a, b):
 
 
 def study(found):
-    """Every claim's settings and verdict: {claim: {"settings": [...], "conclusion": str}}."""
+    """Every claim's settings (``settings``, ``rates`` or ``points``) and its ``conclusion``, by claim."""
     book = setting("Listing 1.4.1 as printed (MaxPooling2D)", runs(found, *BOOK))
     variants = {v: setting(VARIANTS.rows[n - 1].columns["change"], runs(found, t, n)) for v, (t, n) in VARIANT.items()}
-    claims = {}
-
+    rates = [(lr, setting(f"Listing 1.4.1 as printed, learning rate {lr:g}", runs(found, *BOOK, lr)),
+              setting(f"with BatchNormalization, learning rate {lr:g}", runs(found, *VARIANT["batch-norm"], lr)))
+             for lr in LEARNING_RATES]
+    points = cnn_and_mlp_points(found, variants)
     pooling = [book, variants["average-pooling"], variants["strided"]]
-    claims["pooling"] = {"settings": pooling, "conclusion": _pooling_conclusion(book, pooling[1:])}
-    claims["padding"] = {"settings": [book, variants["same"]], "conclusion": _padding_conclusion(book, variants["same"])}
-
-    rates = []
-    for lr in LEARNING_RATES:
-        rates.append((lr, setting(f"Listing 1.4.1 as printed, learning rate {lr:g}", runs(found, *BOOK, lr)),
-                      setting(f"with BatchNormalization, learning rate {lr:g}",
-                              runs(found, *VARIANT["batch-norm"], lr))))
-    claims["batch-norm"] = {"settings": [s for _, a, b in rates for s in (a, b)], "rates": rates,
-                            "conclusion": _batch_norm_conclusion(rates)}
-    claims["cnn-vs-mlp"] = points = {"points": cnn_and_mlp_points(found, variants)}
-    points["conclusion"] = _cnn_vs_mlp_conclusion(points["points"])
-    return claims
+    return {"pooling": {"settings": pooling, "conclusion": _pooling_conclusion(book, pooling[1:])},
+            "padding": {"settings": [book, variants["same"]],
+                        "conclusion": _padding_conclusion(book, variants["same"])},
+            "batch-norm": {"rates": rates, "conclusion": _batch_norm_conclusion(rates)},
+            "cnn-vs-mlp": {"points": points, "conclusion": _cnn_vs_mlp_conclusion(points)}}
 
 
 def _not_yet(settings):
@@ -121,16 +97,12 @@ def _in_words(verdict):
     return f"{verdict} in test accuracy" if verdict.startswith("no ") else f"a {verdict} test accuracy"
 
 
-def _points(diff):
-    return f"{diff:+.2f} points"
-
-
 def _pooling_conclusion(book, others):
     pending = _not_yet([book, *others])
     if pending:
         return pending
     verdicts = [(s, compare(book, s)) for s in others]
-    words = "; ".join(f"{s['name']}: {verdict} in test accuracy ({_points(diff)}, {s['params']:,} params)"
+    words = "; ".join(f"{s['name']}: {verdict} in test accuracy ({diff:+.2f} points, {s['params']:,} params)"
                       for s, (diff, verdict) in verdicts)
     if all(verdict == "no measurable difference" for _, (_, verdict) in verdicts):
         lead = ("no measurable difference: at this budget the three reductions train to test accuracies within "
@@ -149,7 +121,7 @@ def _padding_conclusion(book, same):
     return (f"the claim holds as a fact of shapes: with padding='same' each Conv2D's maps are its input's size "
             f"(28x28 stays 28x28; 'valid' makes it 26x26), which leaves 7x7 instead of 3x3 maps for the Dense layer "
             f"({same['params']:,} params against {book['params']:,}); test accuracy: {verdict} "
-            f"({_points(diff)}).")
+            f"({diff:+.2f} points).")
 
 
 def _batch_norm_conclusion(rates):
@@ -159,7 +131,7 @@ def _batch_norm_conclusion(rates):
     parts, supports = [], []
     for lr, plain, norm in rates:
         diff, verdict = compare(plain, norm)
-        parts.append(f"at {lr:g}, BatchNormalization gives {_in_words(verdict)} ({_points(diff)}; "
+        parts.append(f"at {lr:g}, BatchNormalization gives {_in_words(verdict)} ({diff:+.2f} points; "
                      f"{mean_std(*plain['test'])} % without, {mean_std(*norm['test'])} % with"
                      + (f"; {plain['diverged']} of {plain['n']} runs without it diverged" if plain["diverged"] else "")
                      + (f"; {norm['diverged']} of {norm['n']} with it diverged" if norm["diverged"] else "") + ")")
@@ -174,22 +146,16 @@ def _batch_norm_conclusion(rates):
 def cnn_and_mlp_points(found, variants):
     """One point per MLP and CNN row at the book's budget (Tables 1.3.2 and 1.4.1, and the variants):
     (family, label, params, test mean, test std, n)."""
-    from study.report import book_budget, summarize
-
     points = []
     for table_id, family in (("1.3.2", "MLP"), ("1.4.1", "CNN")):
         table = TABLES[table_id]
-        budget = book_budget(table)
-        for r in summarize(table, found, budget):
+        for r in summarize(table, found, book_budget(table)):
             if r["n"]:
                 params = next(rec["params"] for t, rec in found.items()
-                              if t.table == table_id and t.row == r["row"] and all(
-                                  getattr(t, k) == v for k, v in budget.items()))
+                              if t.row == r["row"] and matches(t, table_id, book_budget(table)))
                 points.append((family, f"Table {table_id} row {r['row']}: {table.rows[r['row'] - 1].title}", params,
                                r["test_mean"], r["test_std"], r["n"]))
-    for name, s in variants.items():
-        if s["n"]:
-            points.append(("CNN variant", s["name"], s["params"], s["test"][0], s["test"][1], s["n"]))
+    points += [("CNN variant", s["name"], s["params"], *s["test"], s["n"]) for s in variants.values() if s["n"]]
     return points
 
 
@@ -218,12 +184,6 @@ def _cnn_vs_mlp_conclusion(points):
 # --- the report -------------------------------------------------------------------------------
 
 
-def _markdown(head, rows):
-    """A Markdown table of ``head`` (column names) and ``rows`` (lists of cells)."""
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows])
-
-
 def _cells(s):
     """A setting's n, test accuracy and seconds per epoch, as table cells."""
     seconds = "—" if s["seconds"][0] is None else mean_std(*s["seconds"], digits=1)
@@ -231,13 +191,13 @@ def _cells(s):
 
 
 def _table(settings):
-    return _markdown(["setting", "params", "n", "test %", "s per epoch", "train %"],
+    return markdown(["setting", "params", "n", "test %", "s per epoch", "train %"],
                      [[s["name"], "—" if s["params"] is None else f"{s['params']:,}", *_cells(s),
                        mean_std(*s["train"])] for s in settings])
 
 
 def _rates_table(rates):
-    return _markdown(["learning rate", "model", "n", "test % after 10 epochs", "s per epoch",
+    return markdown(["learning rate", "model", "n", "test % after 10 epochs", "s per epoch",
                       "lowest test % after epoch 1", "diverged"],
                      [[f"{lr:g}", label, *_cells(s), "—" if s["lowest_test"] is None else f"{s['lowest_test']:.2f}",
                        s["diverged"]] for lr, plain, norm in rates
@@ -245,7 +205,7 @@ def _rates_table(rates):
 
 
 def _points_table(points):
-    return _markdown(["family", "row", "params", "n", "test %"],
+    return markdown(["family", "row", "params", "n", "test %"],
                      [[family, label, f"{params:,}", n, mean_std(test_mean, test_std)]
                       for family, label, params, test_mean, test_std, n in sorted(points, key=lambda p: p[2])])
 
@@ -268,20 +228,11 @@ CLAIMS = (
 )
 
 
-def machines(found):
-    """The devices named by the records behind claims 1 to 3's seconds (the variants and Listing 1.4.1's
-    own row at Table 1.4.1's budget), in the order first met."""
-    devices = []
-    for trial, record in found.items():
-        device = record.get("device")
-        if ((trial.table == VARIANTS.id or (trial.table, trial.row) == BOOK) and not trial.smoke
-                and trial.epochs == TABLES["1.4.1"].epochs and device and device not in devices):
-            devices.append(device)
-    return devices
-
-
 def _where(found):
-    devices = machines(found)
+    """The devices named by the records behind claims 1 to 3's seconds (the variants and Listing 1.4.1's
+    own row at Table 1.4.1's budget), in words."""
+    devices = list(dict.fromkeys(r["device"] for t, r in found.items() if r.get("device") and (
+        t.table == VARIANTS.id or (t.table, t.row) == BOOK) and not t.smoke and t.epochs == TABLES["1.4.1"].epochs))
     if not devices:
         return "on the machine each records"
     return f"on {'the machine' if len(devices) == 1 else 'the machines'} the records name ({'; '.join(devices)})"

@@ -8,7 +8,7 @@ rate), for one Keras backend and precision. Nothing here imports Keras.
 import csv
 import io
 
-from study.stats import mean, mean_std, std
+from study.stats import markdown, mean, mean_std, std
 
 OFF_BY = 0.3  # a row is marked when its mean test accuracy is more than this many points from the book's
 BATCH_SIZE = 128  # the book's batch size for every row
@@ -56,17 +56,15 @@ def still_learning(r):
 
 
 def markdown_table(table, rows):
+    """The table as Markdown; ``test − book`` to three decimals, so that a row marked off by more than
+    OFF_BY never reads as exactly OFF_BY."""
     config = list(table.rows[0].columns)
     head = ["#", *config, "book train %", "book test %", "train % (mean ± std)", "test % (mean ± std)",
             "n", "test − book", f"off by > {OFF_BY}"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        diff = "—" if r["test_diff"] is None else f"{r['test_diff']:+.2f}"
-        cells = [r["row"], *(r[c] for c in config), f"{r['book_train']:.2f}", f"{r['book_test']:.2f}",
-                 mean_std(r["train_mean"], r["train_std"]), mean_std(r["test_mean"], r["test_std"]),
-                 r["n"], diff, "**yes**" if r["off"] else ""]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines) + "\n"
+    return markdown(head, [[r["row"], *(r[c] for c in config), f"{r['book_train']:.2f}", f"{r['book_test']:.2f}",
+                            mean_std(r["train_mean"], r["train_std"]), mean_std(r["test_mean"], r["test_std"]),
+                            r["n"], "—" if r["test_diff"] is None else f"{r['test_diff']:+.3f}",
+                            "**yes**" if r["off"] else ""] for r in rows]) + "\n"
 
 
 def csv_table(table, rows):

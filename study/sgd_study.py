@@ -1,15 +1,12 @@
-"""The budget study: what reproduces the book's plain-SGD rows? (Its records, its sentences, its
-RESULTS.md section, its docs block and its figure: one home.)
-
-Table 1.3.2's SGD rows and Table 1.4.1's SGD row end below the book at the book's budget. Each
-tested row is run again with a longer budget (the test accuracy after every epoch recorded), with
-batch 32 and with learning rate 0.1; this module reads those records and says which setting
-reaches the book. Nothing here imports Keras.
+"""The budget study: what reproduces the book's plain-SGD rows? Its records read, its RESULTS.md section
+and its figure. Table 1.3.2's SGD rows and Table 1.4.1's SGD row end below the book at the book's
+budget; each tested row is run again longer (the test accuracy after every epoch recorded), with batch
+32 and with learning rate 0.1. Nothing here imports Keras.
 """
 
 from ch1 import outputs
 from study.report import OFF_BY, book_budget, matches, summarize
-from study.stats import mean, mean_std, std
+from study.stats import markdown, mean, mean_std, std
 from study.tables import TABLES
 
 # The rows tested, and the settings tried on each beside the book's budget (issue 13).
@@ -160,31 +157,19 @@ def section(study, elsewhere=()):
                      "open question the settings below test.\n")
     for (table_id, number), found in study.items():
         row = TABLES[table_id].rows[number - 1]
-        lines = ["| setting | epochs | batch | learning rate | n | train % | test % |",
-                 "|---|---|---|---|---|---|---|",
-                 f"| the book (one run, as printed) | — | — | — | 1 | {row.book_train:.2f} | {row.book_test:.2f} |"]
-        for line in found["lines"]:
-            lr = "0.01 (default)" if line["learning_rate"] is None else f"{line['learning_rate']:g}"
-            lines.append(f"| {line['setting']} | {line['epochs']} | {line['batch_size']} | {lr} | {line['n']} | "
-                         f"{mean_std(*line['train'])} | {mean_std(*line['test'])} |")
+        table = markdown(["setting", "epochs", "batch", "learning rate", "n", "train %", "test %"], [
+            ["the book (one run, as printed)", "—", "—", "—", 1, f"{row.book_train:.2f}", f"{row.book_test:.2f}"],
+            *([line["setting"], line["epochs"], line["batch_size"],
+               "0.01 (default)" if line["learning_rate"] is None else f"{line['learning_rate']:g}", line["n"],
+               mean_std(*line["train"]), mean_std(*line["test"])] for line in found["lines"])])
         parts.append(f"### Table {table_id} row {number} ({row.title}): book train {row.book_train:.2f} %, "
-                     f"test {row.book_test:.2f} %\n\n" + "\n".join(lines) +
-                     f"\n\n**Conclusion:** {found['conclusion']}.\n")
-    common = one_budget_sentence(study)
+                     f"test {row.book_test:.2f} %\n\n{table}\n\n**Conclusion:** {found['conclusion']}.\n")
+    common = one_budget(study, "1.3.2")
     if common:
-        parts.append(f"### One budget for all the tested rows of Table 1.3.2\n\n{common}\n")
+        parts.append(f"### One budget for all the tested rows of Table 1.3.2\n\nAll {common[1]} longer curves of the "
+                     f"tested Table 1.3.2 rows (every row, every seed) are within {OFF_BY} points of the book's train "
+                     f"and test accuracy at once at epochs {_ranges(common[0]) or 'none'} of {LONGER['1.3.2']}.\n")
     return "\n".join(parts)
-
-
-def one_budget_sentence(study, table_id="1.3.2"):
-    """:func:`one_budget` in a sentence, or None until every tested row of the table has a full curve."""
-    common = one_budget(study, table_id)
-    if common is None:
-        return None
-    epochs, curves = common
-    return (f"All {curves} longer curves of the tested Table {table_id} rows (every row, every seed) are within "
-            f"{OFF_BY} points of the book's train and test accuracy at once at epochs "
-            f"{_ranges(epochs) if epochs else 'none'} of {LONGER[table_id]}.")
 
 
 def one_budget(study, table_id):
@@ -253,34 +238,3 @@ def figure(study, path):
     fig.suptitle("Plain SGD rows: accuracy against epochs (one curve per seed); the book's numbers dashed")
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     return outputs.save_figure(fig, path, dpi=90)
-
-
-def docs_block(records, folder):
-    """The study's findings in brief, for the docs (RESULTS.md has them whole), from the records read
-    from ``folder``."""
-    study = budget_study(records)
-
-    def cell(line):
-        if not line["n"]:
-            return "not run"
-        return f"{mean_std(*line['train'])} / {mean_std(*line['test'])} (n={line['n']})"
-
-    lines = ["| tested row | book train / test % | the book's budget | longer (lr 0.01): first epoch at the book, "
-             "by seed | learning rate 0.1 | batch 32 (4x the steps) |", "|---|---|---|---|---|---|"]
-    for (table_id, number), found in study.items():
-        book = TABLES[table_id].rows[number - 1]
-        by = {line["setting"]: line for line in found["lines"]}
-        budget = by["the book's budget"]
-        first = found["match_epochs"]
-        reach = ", ".join("none" if e is None else str(e) for e in first) or "not run"
-        if first:
-            reach += f" (of {by['longer, last epoch']['epochs']})"
-        lines.append(f"| Table {table_id} row {number}: {book.title} | {book.book_train:.2f} / {book.book_test:.2f} "
-                     f"| {cell(budget)}, {budget['epochs']} epochs | {reach} "
-                     f"| {cell(by['learning rate 0.1'])} | {cell(by['batch 32 (4x the steps)'])} |")
-    common = one_budget_sentence(study)
-    if common:
-        lines += ["", common]
-    lines += ["", f"Train / test accuracy %, mean ± std over n seeds. Made by `python make_docs.py` from "
-                  f"`{folder}/records*.jsonl`; RESULTS.md has each setting's table and conclusion."]
-    return "\n".join(lines)

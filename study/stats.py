@@ -17,3 +17,9 @@ def mean_std(mean, std, digits=2):
     if mean is None:
         return "—"
     return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def markdown(head, rows):
+    """A Markdown table of ``head`` (column names) and ``rows`` (lists of cells)."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows])

@@ -2,8 +2,8 @@
 
 Tables 1.3.2 (MLP), 1.4.1 (CNN) and 1.5.1 (SimpleRNN), row by row: the columns as the book
 prints them, the listing's ``build_model`` arguments that make the row, the optimizer, and
-the book's train and test accuracy (%). How the book's labels are read is in the README
-("How the tables' rows are read"). Nothing here imports Keras.
+the book's train and test accuracy (%). How the book's labels are read: docs/tables.md, "How
+the tables' rows are read". Nothing here imports Keras.
 """
 
 from dataclasses import dataclass, field
@@ -35,13 +35,12 @@ class Table:
     listing: str  # the listing module whose build_model makes every row
     epochs: int  # the budget the book trained this table's rows for
     rows: list = field(default_factory=list)
-    book: bool = True  # a table of the book; False: configurations the chapter describes but never measures
 
 
 @dataclass(frozen=True)
 class Listing:
-    """A script of the chapter: its outputs' name, module, listing number, the test accuracy its
-    docstring states, its parameter count, and the table row that is this very script."""
+    """A script of the chapter: its outputs' name, module, number, stated test accuracy and parameter
+    count, and the table row that is this very script."""
 
     name: str
     module: str
@@ -65,8 +64,8 @@ def _regularizer(text):
 
 
 def _mlp_row(layers, regularizer, optimizer, relu, train, test):
-    # "256-512-256": the book's label counts the output layer as the third number;
-    # the listing (the Adam 0.45 row) has two hidden layers, so the first two are the hidden widths.
+    # "256-512-256": the listing (the Adam 0.45 row) has two hidden layers and Dense(10), so the first two
+    # numbers are the hidden widths; the third, in every row the first again, is no layer of the model.
     first, second = (int(n) for n in layers.split("-")[:2])
     build = {"hidden_units": first, "second_units": second, "activation": "relu" if relu == "Yes" else "linear",
              **_regularizer(regularizer)}
@@ -162,7 +161,7 @@ VARIANTS = Table("cnn-variants", "Listing 1.4.1's model, one change each", "cnn_
     Row({"variant": "padding='same'", "change": "padding='same' on every Conv2D"}, "adam", {}, variant="same"),
     Row({"variant": "BatchNormalization", "change": "each Conv2D without activation, then "
          "BatchNormalization, then Activation('relu')"}, "adam", {}, variant="batch-norm"),
-], book=False)
+])
 
 # Everything a sweep (reproduce.py) can run and record: the book's tables and the variants.
 SWEEPS = {**TABLES, VARIANTS.id: VARIANTS}

@@ -1,23 +1,10 @@
-"""Training one configuration of the chapter the way its listing does, for the tools.
+"""Training one configuration the way its listing does, for reproduce.py and the benchmarks.
 
-:func:`train_and_evaluate` is the one home of the listings' sequence outside the listings
-themselves: prepare the data, compile with categorical cross-entropy and accuracy, fit,
-evaluate on the test set. reproduce.py's trials and the benchmarks call it with a listing's
-``build_model``; the listings spell the same lines out as the book prints them.
-
-Two speed options live here and not in the listings:
-
-- ``precision="bfloat16"``: Keras' ``mixed_bfloat16`` policy. It changes the arithmetic, and
-  whether it is faster depends on the CPU (bfloat16 units: AVX512-BF16, AMX) or GPU:
-  benchmarks/bench_train.py measures it on the machine at hand.
-- ``fast=True``: each epoch as one compiled JAX loop over shuffled minibatches, with the
-  dataset kept on the device (:func:`fit_compiled`). It is meant for an accelerator, where
-  plain ``model.fit`` spends time feeding small batches; on a CPU it was measured slower than
-  ``model.fit`` (README, "Speed"), so there :func:`fit` says so in one line and uses
-  ``model.fit``.
+:func:`train_and_evaluate` is the one home of the listings' sequence outside the listings: prepare
+the data, compile with categorical cross-entropy and accuracy, fit, evaluate on the test set. One
+speed option lives here and not in the listings (docs/speed.md): ``precision="bfloat16"``, Keras'
+``mixed_bfloat16`` policy.
 """
-
-import time
 
 import keras
 import numpy as np
@@ -35,29 +22,8 @@ def make_optimizer(name, learning_rate=None):
     return config[name](learning_rate=learning_rate)
 
 
-def accelerator():
-    """The accelerator JAX computes on (e.g. "gpu"), or None: the fast path is for those only."""
-    if keras.backend.backend() != "jax":
-        return None
-    import jax
-
-    platform = jax.devices()[0].platform
-    return None if platform == "cpu" else platform
-
-
-def fit(model, x, y, epochs, batch_size, callbacks=(), fast=False, validation_data=None, verbose=0):
-    """``model.fit(x, y, epochs=..., batch_size=...)``; with ``fast`` on an accelerator, :func:`fit_compiled`."""
-    if fast and accelerator() is None:
-        print("fast path: meant for JAX on an accelerator, slower than model.fit on a CPU; "
-              "training with model.fit", flush=True)
-    if fast and accelerator() is not None and validation_data is None:
-        return fit_compiled(model, x, y, epochs, batch_size, callbacks, verbose=verbose)
-    return model.fit(x, y, epochs=epochs, batch_size=batch_size, callbacks=list(callbacks),
-                     validation_data=validation_data, verbose=verbose)
-
-
 def train_and_evaluate(build_model, build_args, optimizer, data, epochs, batch_size, seed, learning_rate=None,
-                       precision="float32", fast=False, validation=False, verbose=0):
+                       precision="float32", validation=False, verbose=0):
     """Train one configuration as its listing does and evaluate it on the test set.
 
     ``build_model(**build_args)`` makes the model; ``data`` is MNIST as loaded (uint8 images,
@@ -80,8 +46,9 @@ def train_and_evaluate(build_model, build_args, optimizer, data, epochs, batch_s
                       metrics=["accuracy"])
         log = EpochLog()
         # A loss that turns NaN (a learning rate too large) ends the trial after that epoch: a result.
-        fit(model, x_train, y_train, epochs, batch_size, callbacks=[log, keras.callbacks.TerminateOnNaN()],
-            fast=fast, validation_data=(x_test, y_test) if validation else None, verbose=verbose)
+        model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=verbose,
+                  callbacks=[log, keras.callbacks.TerminateOnNaN()],
+                  validation_data=(x_test, y_test) if validation else None)
         _, test_accuracy = model.evaluate(x_test, y_test, batch_size=batch_size, verbose=0)
     finally:
         keras.mixed_precision.set_global_policy("float32")
@@ -90,83 +57,3 @@ def train_and_evaluate(build_model, build_args, optimizer, data, epochs, batch_s
     return {"model": model, "test_accuracy": float(np.nan_to_num(test_accuracy)),
             "train_accuracy": float(np.nan_to_num(log.history["accuracy"][-1])), "history": log.history,
             "epoch_seconds": log.seconds, "params": model.count_params(), "diverged": diverged}
-
-
-def fit_compiled(model, x, y, epochs, batch_size, callbacks=(), shuffle=True, verbose=0):
-    """The same training math as ``model.fit`` in one compiled JAX loop per epoch (JAX backend).
-
-    Keeps the dataset on the device and runs each epoch's shuffled minibatches in a
-    ``jax.lax.scan`` with Keras' stateless APIs (``model.stateless_call``,
-    ``optimizer.stateless_apply``): the same model and optimizer objects, loss, batch size,
-    epochs and update rule, so the model is evaluated and saved as usual afterwards. With
-    ``verbose``, one line per epoch.
-    """
-    import jax
-    import jax.numpy as jnp
-
-    optimizer = model.optimizer
-    if not optimizer.built:
-        optimizer.build(model.trainable_variables)
-    loss_fn = keras.losses.get(model.loss)
-    n = len(x)
-    steps, rest = divmod(n, batch_size)  # like model.fit: full batches, then one smaller batch
-
-    def train_step(state, batch):
-        trainable, non_trainable, opt_vars = state
-        xb, yb = batch
-
-        def compute_loss(trainable, non_trainable):
-            y_pred, non_trainable, losses = model.stateless_call(
-                trainable, non_trainable, xb, training=True, return_losses=True)
-            loss = jnp.mean(loss_fn(yb, y_pred))
-            if losses:
-                loss = loss + sum(losses)  # e.g. L2 kernel regularizers
-            return loss, (y_pred, non_trainable)
-
-        (loss, (y_pred, non_trainable)), grads = jax.value_and_grad(compute_loss, has_aux=True)(
-            trainable, non_trainable)
-        trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
-        correct = jnp.sum(jnp.argmax(y_pred, -1) == jnp.argmax(yb, -1))
-        return (trainable, non_trainable, opt_vars), (loss * len(xb), correct)
-
-    @jax.jit
-    def run_epoch(state, x_all, y_all, order):
-        """One epoch: shuffled full batches in a compiled scan, then the last smaller batch."""
-        head = order[: steps * batch_size].reshape(steps, batch_size)
-        state, (losses, corrects) = jax.lax.scan(
-            lambda s, idx: train_step(s, (x_all[idx], y_all[idx])), state, head)
-        loss_sum, correct = jnp.sum(losses), jnp.sum(corrects)
-        if rest:
-            idx = order[steps * batch_size:]
-            state, (loss, c) = train_step(state, (x_all[idx], y_all[idx]))
-            loss_sum, correct = loss_sum + loss, correct + c
-        return state, loss_sum / n, correct / n
-
-    # The dataset goes to the device once; each epoch gets a fresh permutation from NumPy's
-    # seeded generator (keras.utils.set_random_seed seeds it), as model.fit shuffles.
-    x_all, y_all = jnp.asarray(x), jnp.asarray(y)
-    state = ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables],
-             [v.value for v in optimizer.variables])
-    history = {"loss": [], "accuracy": []}
-    for callback in callbacks:
-        callback.set_model(model)
-    for epoch in range(epochs):
-        for callback in callbacks:
-            callback.on_epoch_begin(epoch)
-        start = time.perf_counter()
-        order = np.random.permutation(n) if shuffle else np.arange(n)
-        state, loss, accuracy = run_epoch(state, x_all, y_all, jnp.asarray(order))
-        loss, accuracy = float(loss), float(accuracy)  # waits for the device
-        history["loss"].append(loss)
-        history["accuracy"].append(accuracy)
-        for callback in callbacks:
-            callback.on_epoch_end(epoch, {"loss": loss, "accuracy": accuracy})
-        if verbose:
-            print(f"Epoch {epoch + 1}/{epochs} - {time.perf_counter() - start:.2f}s - "
-                  f"accuracy: {accuracy:.4f} - loss: {loss:.4f}", flush=True)
-    # Hand the trained state back to the Keras objects: evaluate and save work as usual.
-    for variables, values in zip((model.trainable_variables, model.non_trainable_variables, optimizer.variables),
-                                 state):
-        for variable, value in zip(variables, values):
-            variable.assign(value)
-    return history

@@ -1,8 +1,6 @@
-"""Listing 1.4.1's model with one of the changes the CNN section describes (study.tables.VARIANTS).
-
-The listing's own ``build_model`` makes the model as printed; :func:`build` then rebuilds it
-layer by layer from the layers' own configurations with one change, so every other setting
-stays the listing's. Imports Keras.
+"""Listing 1.4.1's model with one of the changes the CNN section describes (study.tables.VARIANTS): the
+listing's own ``build_model`` makes the model as printed, :func:`build` rebuilds it layer by layer from
+the layers' own configurations with one change. Imports Keras.
 
     python -m study.variants    # each variant's parameter count
 """
@@ -10,6 +8,8 @@ stays the listing's. Imports Keras.
 from ch1 import quiet_startup
 
 quiet_startup()  # before Keras loads TensorFlow (python -m study.variants is an entry point too)
+
+import functools  # noqa: E402
 
 import keras  # noqa: E402
 from keras.layers import Activation, AveragePooling2D, BatchNormalization, Conv2D, MaxPooling2D  # noqa: E402
@@ -22,16 +22,9 @@ def _average_pooling(layers):
 
 def _strided(layers):
     """The Conv2D before each pooling layer gets strides=2; the pooling layer goes."""
-    out = []
-    for i, layer in enumerate(layers):
-        if isinstance(layer, MaxPooling2D):
-            continue
-        following = layers[i + 1] if i + 1 < len(layers) else None
-        if isinstance(layer, Conv2D) and isinstance(following, MaxPooling2D):
-            out.append(_copy(layer, strides=following.get_config()["pool_size"]))
-        else:
-            out.append(_copy(layer))
-    return out
+    return [_copy(layer, strides=following.get_config()["pool_size"])
+            if isinstance(layer, Conv2D) and isinstance(following, MaxPooling2D) else _copy(layer)
+            for layer, following in zip(layers, [*layers[1:], None]) if not isinstance(layer, MaxPooling2D)]
 
 
 def _same(layers):
@@ -40,14 +33,9 @@ def _same(layers):
 
 def _batch_norm(layers):
     """Conv2D(activation=a) becomes Conv2D (no activation), BatchNormalization(), Activation(a)."""
-    out = []
-    for layer in layers:
-        if isinstance(layer, Conv2D):
-            activation = layer.get_config()["activation"]
-            out += [_copy(layer, activation="linear"), BatchNormalization(), Activation(activation)]
-        else:
-            out.append(_copy(layer))
-    return out
+    return [new for layer in layers for new in (
+        [_copy(layer, activation="linear"), BatchNormalization(), Activation(layer.get_config()["activation"])]
+        if isinstance(layer, Conv2D) else [_copy(layer)])]
 
 
 CHANGES = {"average-pooling": _average_pooling, "strided": _strided, "same": _same, "batch-norm": _batch_norm}
@@ -69,13 +57,7 @@ def build(build_model, variant=None, **build_args):
 
 def builder(build_model, variant):
     """A ``build_model``-like function that makes ``variant`` (for study.train.train_and_evaluate)."""
-    if variant is None:
-        return build_model
-
-    def build_variant(**build_args):
-        return build(build_model, variant, **build_args)
-
-    return build_variant
+    return build_model if variant is None else functools.partial(build, build_model, variant)
 
 
 def main():

@@ -4,7 +4,6 @@ work on a fresh clone as written."""
 import contextlib
 import importlib
 import io
-import json
 import os
 import re
 import shlex
@@ -15,7 +14,6 @@ import pytest
 
 import make_docs
 from tests.support import ROOT
-from study import sgd_study
 
 PAGES = ["README.md", "RESULTS.md"] + sorted(os.path.join("docs", p) for p in os.listdir(os.path.join(ROOT, "docs"))
                                              if p.endswith(".md"))
@@ -131,25 +129,3 @@ def test_every_command_in_the_docs_works_on_a_fresh_clone():
             folder = need if need.endswith(("dir", "listings")) or "." not in os.path.basename(need) else \
                 os.path.dirname(need)
             assert need in tracked or os.path.normpath(folder) in made.get((page, block), set()), (page, words)
-
-
-def test_sgd_study_says_what_is_not_run(tmp_path):
-    """With no records the study's brief shows every tested row as not run, and claims no common budget."""
-    text = sgd_study.docs_block({}, str(tmp_path))
-    rows = [line for line in text.splitlines() if line.startswith("| Table ")]
-    assert len(rows) == 6 and all(line.count("not run") == 4 for line in rows)
-    assert "at once" not in text
-
-
-def test_bench_table_shows_a_spread_only_over_repeats(tmp_path):
-    common = {"device": "CPU: test", "backend": "tensorflow", "versions": {"keras": "3"}, "epochs": 2,
-              "batch_size": 128, "smoke": False}
-    row = {"model": "cnn", "path": "plain", "steady_s_per_epoch": 40.0, "compile_s": 3.0,
-           "speedup_vs_plain": 1.0}
-    (tmp_path / "one.json").write_text(json.dumps({**common, "repeats": 1, "results": [
-        {**row, "repeats": 1, "test_accuracy_mean": 98.89, "test_accuracy_std": None}]}))
-    (tmp_path / "three.json").write_text(json.dumps({**common, "repeats": 3, "results": [
-        {**row, "repeats": 3, "test_accuracy_mean": 99.0, "test_accuracy_std": 0.125}]}))
-    text = make_docs.bench_block(str(tmp_path))
-    assert "| cnn | plain | 40.000 | 3.0 | 98.89 | 1.00x |" in text
-    assert "| cnn | plain | 40.000 | 3.0 | 99.00 ± 0.12 | 1.00x |" in text
