@@ -139,7 +139,7 @@ def writable_output_file(path, flag):
 
 # --- signals -------------------------------------------------------------------------------------
 
-_cleanups = []  # what to undo when Ctrl-C or SIGTERM ends the command (e.g. a sweep's claims)
+_cleanups = []  # what to undo when Ctrl-C or SIGTERM ends the command (a sweep's worker processes)
 
 
 def at_interrupt(cleanup):

@@ -129,3 +129,18 @@ def test_every_command_in_the_docs_works_on_a_fresh_clone():
             folder = need if need.endswith(("dir", "listings")) or "." not in os.path.basename(need) else \
                 os.path.dirname(need)
             assert need in tracked or os.path.normpath(folder) in made.get((page, block), set()), (page, words)
+
+
+def test_each_promise_of_the_threat_model_names_a_test_that_exists():
+    """docs/reliability.md's table: every row names its tests, each in the file named before it in the row."""
+    files = {name: os.path.join(folder, name) for folder, _, names in os.walk(os.path.join(ROOT, "tests"))
+             for name in names if name.startswith("test_")}
+    rows = [line for line in open(os.path.join(ROOT, "docs", "reliability.md")) if line.startswith("| ")][2:]
+    assert len(rows) >= 20
+    for row in rows:
+        named = re.findall(r"`(?:[\w/]*?(test_\w+\.py)::)?(test_\w+)`", row.split(" | ")[-1])
+        assert named and named[0][0], row
+        for file, test in named:
+            source = open(files[file or source_file]).read()
+            source_file = file or source_file
+            assert f"def {test}(" in source, (source_file, test)
