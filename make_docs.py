@@ -85,7 +85,7 @@ def listings_block(folder):
                       f"**{100 * run['test_accuracy']:.2f}%** ({run['epochs']} epochs, seed {run['seed']}, "
                       f"{run['fit_seconds'] / 60:.0f} min)", f"`{test_line(run)}`"])
     return (markdown(["listing", "file", "model", "params", "the book's test accuracy", "measured here",
-                      "last line a run prints"], cells) +
+                      "the book's print, as a run shows it"], cells) +
             f"\n\nMeasured with {'; '.join(sorted(devices)) or 'nothing yet'} ({'; '.join(sorted(versions))}). "
             f"Made by `python make_docs.py` from `{folder}/*.json`.")
 
@@ -203,8 +203,8 @@ def _listing_section(key, run, found):
     if run is None:
         return head + f"\nNot run yet: `python {listing.script} --output-dir results/listings`.\n"
     parts = [head, _claim_table(key, run), "",
-             f"What `python {listing.script}` printed first and last (the summary and the book's last line; "
-             f"Keras' progress bar of each epoch between them is left out), on {run['device']}, Keras backend "
+             f"What `python {listing.script}` printed: the summary, then the book's own print (Keras' progress bar "
+             f"between them and the `Wrote ...` line after are left out), on {run['device']}, Keras backend "
              f"{run['backend']}, seed {run['seed']}:", "", "```text", summary(listing), "...", test_line(run), "```",
              "", f"Its last epoch ({run['epochs']} of {run['epochs']}), from the run's JSON: {last_epoch(run)}.", ""]
     if key == "cnn":
