@@ -1,9 +1,11 @@
-"""The command line every tool here builds on: argparse with one-line errors, checked flags,
-output paths checked before any long work, and Ctrl-C or SIGTERM ending in one line (no Keras here)."""
+"""The command line every tool here builds on: argparse with one-line errors, checked flags, output
+paths checked before any long work, Ctrl-C or SIGTERM ending in one line (no Keras here)."""
 
 import argparse
 import difflib
 import os
+import secrets
+import shutil
 import signal
 import sys
 
@@ -17,9 +19,8 @@ def prog():
 
 
 def printable(text):
-    """``text`` (a file name, or a message naming one) as one printable line in any locale: bytes that
-    are not UTF-8 as ``\\xe9``, a newline as ``\\n``, other control and invisible characters as
-    ``\\x1b``, ``\\u202e``, ... (a file's name cannot forge a line of output or rewrite the terminal)."""
+    """``text`` as one printable line in any locale: non-UTF-8 bytes as ``\\xe9``, a newline as ``\\n``, other
+    control and invisible characters as ``\\x1b``, ... (a file's name cannot forge a line of output)."""
     text = os.fsencode(text).decode("utf-8", "backslashreplace")
     return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
 
@@ -32,12 +33,9 @@ def error(message):
 
 
 def flush_stdout():
-    """Flush what was printed before a message on stderr, so the two keep their order; a stdout that
-    is closed (``>&-``: ``sys.stdout`` is None), or whose reader went away, is left alone."""
-    if sys.stdout is None:
-        return
+    """Flush stdout before a message on stderr (the two keep their order); closed or broken, it is left alone."""
     try:
-        sys.stdout.flush()
+        sys.stdout and sys.stdout.flush()  # None where stdout was closed (`>&-`)
     except (OSError, ValueError):  # a broken pipe, or a stream already closed
         pass
 
@@ -56,19 +54,11 @@ class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with the description from a docstring, defaults shown in --help, one-line errors.
-
-    Parsing also installs :func:`handle_signals`: every command that parses its flags
-    ends on Ctrl-C or SIGTERM with one line, no traceback.
-    """
+    """argparse with the description from a docstring's first line, defaults shown in --help, one-line
+    errors; parsing installs :func:`handle_signals` (Ctrl-C or SIGTERM: one line, no traceback)."""
 
     def __init__(self, doc, **kwargs):
-        lines = (doc or "").strip().splitlines()
-        super().__init__(
-            description=lines[0] if lines else None,
-            formatter_class=_Defaults,
-            **kwargs,
-        )
+        super().__init__(description=(doc or "").strip().split("\n")[0] or None, formatter_class=_Defaults, **kwargs)
 
     def parse_args(self, args=None, namespace=None):
         handle_signals()
@@ -112,29 +102,58 @@ def seed_number(text):
 
 def add_data_arg(parser):
     """--data: where MNIST comes from."""
-    parser.add_argument(
-        "--data", metavar="PATH",
-        help="a Keras mnist.npz, a folder holding one, or a folder of the four MNIST IDX files (.gz or raw); "
-        "default: $MNIST_DATA, else keras.datasets.mnist.load_data()",
-    )
+    parser.add_argument("--data", metavar="PATH", help="a Keras mnist.npz, a folder holding one, or a folder of "
+                        "the four MNIST IDX files (.gz or raw); default: $MNIST_DATA, else "
+                        "keras.datasets.mnist.load_data()")
     return parser
 
 
+MIN_FREE_BYTES = 64 * 2**20  # room a run needs for what it writes (the largest listing's model is ~3.3 MB)
+
+
+def _probe(folder, name=None):
+    """Create and remove a file in ``folder`` (raises OSError where that is not possible)."""
+    probe = os.path.join(folder, name or f".write-test.{secrets.token_hex(4)}")
+    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    os.remove(probe)
+
+
 def ensure_output_dir(path, flag="--output-dir", names=()):
-    """Create the folder ``path`` if needed and prove that it, and the files ``names`` in it, can be
-    written (ch1.outputs.prepare_output_dir), or exit with one line."""
+    """Create the folder ``path`` if needed and prove, before any long work, that each of ``names`` can
+    be written there under the temporary name ch1.outputs.atomic_path gives it (a name too long fails
+    now, not after training), with no folder in its place and :data:`MIN_FREE_BYTES` free; else exit
+    with one line."""
     try:
-        return outputs.prepare_output_dir(path, flag, names)
-    except outputs.OutputError as exc:
-        fail(str(exc))
+        os.makedirs(path, exist_ok=True)
+        _probe(path)
+        free = shutil.disk_usage(path).free
+    except OSError as exc:
+        fail(f"{flag} {path}: cannot write there ({exc.strerror or exc})")
+    for name in names:
+        if os.path.isdir(os.path.join(path, name)):
+            fail(f"{flag} {path}: {name} there is a folder; a run replaces it with a file")
+        try:
+            _probe(path, outputs.temporary_name(name))
+        except OSError as exc:
+            fail(f"{flag} {path}: cannot write {name} there ({exc.strerror or exc})")
+    if free < MIN_FREE_BYTES:
+        fail(f"{flag} {path}: only {free / 2**20:.1f} MB free there; a run needs {MIN_FREE_BYTES // 2**20} MB")
+    return path
 
 
 def writable_output_file(path, flag):
-    """Check, before any long work, that the file ``path`` can be written; else exit with one line."""
+    """Check, before any long work, that the file ``path`` can be written (its folder exists and is
+    writable, it is not a folder), without creating it; else exit with one line."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        fail(f"{flag} {path}: a folder, not a file")
+    if not os.path.isdir(folder):
+        fail(f"{flag} {path}: no folder {folder}")
     try:
-        return outputs.check_output_file(path, flag)
-    except outputs.OutputError as exc:
-        fail(str(exc))
+        _probe(folder)
+    except OSError as exc:
+        fail(f"{flag} {path}: cannot write there ({exc.strerror or exc})")
+    return path
 
 
 # --- signals -------------------------------------------------------------------------------------
@@ -154,13 +173,10 @@ def forget(cleanup):
 
 
 def _interrupted(signum, frame):
-    """End the command at once: remove temporary files, undo what was registered, one line, and die
-    of the same signal (exit status 130 for Ctrl-C, 143 for SIGTERM in a shell).
-
-    Nothing unwinds through the backend: an exception raised into TensorFlow's training loop
-    can crash its threads on the way out, so the process ends here instead.
-    """
-    for path in outputs.temporary_files():
+    """Remove temporary files, undo what was registered, say one line and die of the same signal (exit
+    status 130 or 143). Nothing unwinds through the backend: an exception raised into TensorFlow's
+    training loop can crash its threads on the way out."""
+    for path in list(outputs.temporary):
         try:
             os.remove(path)
         except OSError:
@@ -177,9 +193,8 @@ def _interrupted(signum, frame):
 
 
 def handle_signals():
-    """Ctrl-C and SIGTERM (kill, timeout, SLURM) end the command with one line ``prog: interrupted``
-    and the signal's exit status, leaving no temporary file behind. Installed for SIGINT even where
-    the command was started with SIGINT ignored (a background job)."""
+    """Ctrl-C and SIGTERM (kill, timeout, SLURM) end the command with one line ``prog: interrupted``, the
+    signal's exit status and no temporary file left (SIGINT too where a background job ignored it)."""
     try:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, _interrupted)

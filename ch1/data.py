@@ -1,9 +1,6 @@
-"""MNIST: found (:func:`resolve_source`: ``--data``, else ``$MNIST_DATA``, else Keras' download and cache,
-``$KERAS_HOME/datasets/mnist.npz``), loaded and checked. Every problem raises :class:`DataError`, one line
-naming the file (and ``MNIST_DATA`` where the path came from it). Memory stays bounded whatever the file:
-anything but a regular file is refused unopened, an npz from its size, each npz member from its declared
-size and .npy header (pickles refused), an IDX file read no further than its MNIST-sized header allows.
-"""
+"""MNIST found (:func:`resolve_source`), loaded and checked; each problem is one :class:`DataError` line
+naming the file. Memory stays bounded: what is not a regular file is refused unopened, an npz by its size
+and each member's declared size and .npy header, an IDX file read no further than its header allows."""
 
 import gzip
 import os
@@ -38,8 +35,8 @@ class DataError(Exception):
 
 
 def load_mnist(path=None, full=True):
-    """``((x_train, y_train), (x_test, y_test))``, validated uint8 arrays, from ``path`` (``--data``; None:
-    :func:`resolve_source`'s rule); ``full`` requires the genuine 60,000 training and 10,000 test images."""
+    """``((x_train, y_train), (x_test, y_test))``, validated uint8 arrays, from ``path`` (``--data``, by
+    :func:`resolve_source`); ``full`` requires the genuine 60,000 training and 10,000 test images."""
     source = resolve_source(path)
     if source is None:
         arrays, name = _download(), "keras.datasets.mnist"
@@ -54,23 +51,21 @@ def load_mnist(path=None, full=True):
 
 
 class Source:
-    """Where MNIST is read from: ``path`` (an npz, or a folder of the four IDX files), and ``origin``,
-    what named it: ``--data`` or ``MNIST_DATA``."""
+    """Where MNIST is read from: ``path`` (an npz, or a folder of IDX files) and ``origin``, what named it."""
 
     def __init__(self, path, origin, is_idx_dir):
         self.path, self.origin, self.is_idx_dir = path, origin, is_idx_dir
 
     def blame(self, message):
-        """A message about the data, saying where its path came from (``MNIST_DATA``: users forget)."""
+        """``message`` saying where the path came from where that was ``MNIST_DATA`` (users forget)."""
         if self.origin == "--data":
             return message
         return "MNIST_DATA=" + message if message.startswith(self.path) else f"MNIST_DATA={self.path}: {message}"
 
 
 def resolve_source(path=None):
-    """The one rule, for every script, tool and the tests: ``--data PATH``, else ``$MNIST_DATA``, names a
-    Keras ``mnist.npz``, a folder holding one, or a folder of the four IDX files (gzipped or raw): a
-    :class:`Source`; None where neither is given (Keras' download and cache)."""
+    """The one rule: ``--data PATH``, else ``$MNIST_DATA``, names a Keras ``mnist.npz``, a folder holding one,
+    or a folder of the four IDX files: a :class:`Source`; None without either (Keras' download and cache)."""
     origin = "--data"
     if path is None:
         path, origin = os.environ.get("MNIST_DATA") or None, "MNIST_DATA"
@@ -104,8 +99,8 @@ def _download():
 
 
 def read_npz(path):
-    """Read a Keras-layout ``mnist.npz`` (keys x_train, y_train, x_test, y_test): its size, then each
-    member's declared size and .npy header are checked before any array is read."""
+    """Read a Keras-layout ``mnist.npz``: its size, then each member's declared size and .npy header are
+    checked before any array is read."""
     size = regular_file(path, "an MNIST file", DataError).st_size
     try:
         with open(path, "rb") as f:
@@ -146,7 +141,7 @@ def _check_member(path, zf, key):
 
 
 def _not_an_npz(path, head):
-    """Say what a file that is not a zip is: a lone IDX file, or something else."""
+    """Say what a file that is not a zip is: a lone IDX file, or not MNIST."""
     if head[:2] == b"\x1f\x8b":
         try:
             with gzip.open(path) as f:
@@ -173,8 +168,8 @@ def read_idx_dir(folder):
 
 
 def read_idx(path):
-    """Read one IDX file of unsigned bytes (gzipped or raw): the header, then no more than the bytes
-    it declares and one more, so a file that inflates to gigabytes is never inflated whole."""
+    """One IDX file of unsigned bytes (gzipped or raw): the header, then no more than the bytes it declares
+    and one (a file that inflates to gigabytes is never inflated whole)."""
     regular_file(path, "an MNIST IDX file", DataError)
     try:
         with open(path, "rb") as raw:
@@ -195,7 +190,7 @@ def read_idx(path):
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise DataError(f"{path}: corrupt or truncated gzip ({one_line(exc)})") from None
     except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or one_line(exc)})") from None
+        raise DataError(f"{path}: cannot read ({reason(exc)})") from None
     if len(body) != expected:
         raise DataError(f"{path}: IDX header says {'x'.join(map(str, shape))} = {expected:,} bytes, file holds "
                         + (f"{len(body):,} (truncated)" if len(body) < expected else "more (trailing bytes)"))
@@ -236,8 +231,7 @@ def validate(arrays, source, full=True):
 
 
 def one_line(exc):
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+    return (str(exc).strip() or type(exc).__name__).splitlines()[0]
 
 
 def prepare_images(x, input_shape):

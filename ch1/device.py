@@ -1,8 +1,5 @@
-"""Where a number was measured: the CPU (model and the flags that decide its speed) or the GPU.
-
-Speed, and in low precision accuracy too, differ between CPUs of the same name (AVX2 only, AVX-512,
-AVX512-BF16 or AMX), so every results and benchmark JSON records :func:`describe`.
-"""
+"""Where a number was measured: the CPU (model and the flags that decide its speed) or the GPU. Speed,
+and in low precision accuracy too, differ between CPUs of one name (AVX2, AVX-512, AVX512-BF16, AMX)."""
 
 import os
 import platform
@@ -17,8 +14,7 @@ def cpu():
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                key, _, value = line.partition(":")
-                info.setdefault(key.strip(), value.strip())
+                info.setdefault(*(part.strip() for part in line.partition(":")[::2]))
     except OSError:
         pass
     present = set(info.get("flags", "").split())
@@ -55,8 +51,8 @@ def gpu_name():
 
 
 def describe():
-    """``{"device": "CPU: AMD EPYC (2 cores; avx2 avx512f avx512_bf16)", "cpu": ..., "cpu_flags": [...],
-    "cores": 2, "gpu": None}``: the device in words, and its parts."""
+    """``{"device": "CPU: AMD EPYC (2 cores; avx2 avx512f)", "cpu": ..., "cpu_flags": [...], "cores": 2,
+    "gpu": None}``: the device in words, and its parts (every results and benchmark JSON records it)."""
     gpu, (name, flags) = gpu_name(), cpu()
     words = f"CPU: {name} ({os.cpu_count()} cores; {' '.join(flags) or 'no AVX2'})"
     return {"device": gpu or words, "cpu": name, "cpu_flags": flags, "cores": os.cpu_count(), "gpu": gpu}

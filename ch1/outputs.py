@@ -1,10 +1,6 @@
-"""What a run leaves behind: the model diagram, the history plot and a results JSON.
-
-Every file is written to a temporary name first and renamed into place, so an interrupted run
-never leaves a half-written output; files get the usual permissions (0644 under the common umask
-022). Importing this module selects matplotlib's file-only backend (Agg) and loads no Keras;
-:func:`plot_model` imports Keras when it is called.
-"""
+"""What a run leaves behind (the model diagram, the history plot, a results JSON), each written to a
+temporary name and renamed into place: an interrupted run leaves no half-written file. Importing this
+selects matplotlib's file-only backend (Agg); only :func:`plot_model` imports Keras."""
 
 import contextlib
 import json
@@ -21,67 +17,10 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 GRAPHVIZ_HINT = "install Graphviz for the PNG (apt-get install graphviz | brew install graphviz | conda install graphviz)"
 
 
-class OutputError(Exception):
-    """An output folder or file that cannot be written (one line)."""
+temporary = set()  # temporary files being written now (removed if Ctrl-C or SIGTERM ends the command)
 
 
-MIN_FREE_BYTES = 64 * 2**20  # room a run needs for what it writes (the largest listing's model is ~3.3 MB)
-
-
-def prepare_output_dir(path, flag="--output-dir", names=()):
-    """Create the folder ``path`` if needed and prove that files can be written there: each of
-    ``names`` under the temporary name :func:`atomic_path` will give it (so a name too long for the
-    file system fails now, not after training) and with no folder in its place, with
-    :data:`MIN_FREE_BYTES` free. Raises OutputError, in one line, if not."""
-    try:
-        os.makedirs(path, exist_ok=True)
-        _probe(path)
-        free = shutil.disk_usage(path).free
-    except OSError as exc:
-        raise OutputError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from None
-    for name in names:
-        if os.path.isdir(os.path.join(path, name)):
-            raise OutputError(f"{flag} {path}: {name} there is a folder; a run replaces it with a file")
-        try:
-            _probe(path, _temporary_name(name))
-        except OSError as exc:
-            raise OutputError(f"{flag} {path}: cannot write {name} there ({exc.strerror or exc})") from None
-    if free < MIN_FREE_BYTES:
-        raise OutputError(f"{flag} {path}: only {free / 2**20:.1f} MB free there; a run needs "
-                          f"{MIN_FREE_BYTES // 2**20} MB")
-    return path
-
-
-def check_output_file(path, flag):
-    """Prove that the file ``path`` can be written (its folder exists and is writable, it is
-    not a folder), without creating it; raise OutputError if not."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise OutputError(f"{flag} {path}: a folder, not a file")
-    if not os.path.isdir(folder):
-        raise OutputError(f"{flag} {path}: no folder {folder}")
-    try:
-        _probe(folder)
-    except OSError as exc:
-        raise OutputError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from None
-    return path
-
-
-def _probe(folder, name=None):
-    """Create and remove a file in ``folder`` (raises OSError where that is not possible)."""
-    probe = os.path.join(folder, name or f".write-test.{secrets.token_hex(4)}")
-    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    os.remove(probe)
-
-
-_temporary = set()  # temporary files being written now (removed if Ctrl-C or SIGTERM ends the command)
-
-
-def temporary_files():
-    return list(_temporary)
-
-
-def _temporary_name(name):
+def temporary_name(name):
     """``.<stem>.<8 hex digits><ext>``: where ``name`` is written before it is renamed into place."""
     stem, ext = os.path.splitext(name)
     return f".{stem}.{secrets.token_hex(4)}{ext}"
@@ -92,9 +31,9 @@ def atomic_path(path):
     """Yield a temporary path beside ``path`` (same extension), created with the mode the umask gives a
     new file (0644 under 022); rename it into place on success. On any exception the temporary file is
     removed; on Ctrl-C or SIGTERM too (ch1.cli.handle_signals)."""
-    folder, name = os.path.split(path)  # as given, as prepare_output_dir probed it: a relative path
-    tmp = os.path.join(folder, _temporary_name(name))  # stays short in a folder deeper than PATH_MAX
-    _temporary.add(tmp)
+    folder, name = os.path.split(path)  # as given, as ch1.cli.ensure_output_dir probed it: a relative path
+    tmp = os.path.join(folder, temporary_name(name))  # stays short in a folder deeper than PATH_MAX
+    temporary.add(tmp)
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield tmp
@@ -102,7 +41,7 @@ def atomic_path(path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-        _temporary.discard(tmp)
+        temporary.discard(tmp)
 
 
 def write_json(path, data):

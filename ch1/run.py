@@ -45,10 +45,8 @@ class EpochLog(keras.callbacks.Callback):
 
 
 def add_smoke_arg(parser):
-    parser.add_argument(
-        "--smoke", action="store_true",
-        help=f"quick check: 1 epoch on the first {SMOKE_TRAIN:,} training and {SMOKE_TEST:,} test images",
-    )
+    parser.add_argument("--smoke", action="store_true", help=f"quick check: 1 epoch on the first "
+                        f"{SMOKE_TRAIN:,} training and {SMOKE_TEST:,} test images")
     return parser
 
 
@@ -104,13 +102,9 @@ def run_folder(args):
 
 
 class Run:
-    """One listing's run: checks where it writes, seeds everything, writes its results.
-
-    ``name`` is the book's file stem (``cnn-mnist``): outputs are ``<name>.png`` (the diagram),
-    ``<name>-history.png``, ``<name>.keras`` and, last, ``<name>.json`` under ``--output-dir``
-    (``--output-dir``/smoke with ``--smoke``). Every one of them is proved writable (folder,
-    name length, space) before any training.
-    """
+    """One listing's run: seeds everything and writes, under :func:`run_folder`, ``<name>.png`` (the
+    diagram), ``<name>-history.png``, ``<name>.keras`` and, last, ``<name>.json`` (``name``: the book's
+    file stem, ``cnn-mnist``), each proved writable before any training."""
 
     def __init__(self, name, listing, args):
         self.name, self.listing, self.args = name, listing, args
@@ -136,24 +130,15 @@ class Run:
         """Save the model, the history plot and, last, ``<name>.json``; return the results dict."""
         seconds, history = self.log.seconds, self.log.history
         results = {
-            "name": self.name,
-            "listing": self.listing,
-            "params": model.count_params(),
-            "epochs": self.args.epochs,
-            "batch_size": self.args.batch_size,
-            "seed": self.args.seed,
-            "smoke": self.args.smoke,
-            "precision": keras.mixed_precision.global_policy().name,
+            "name": self.name, "listing": self.listing, "params": model.count_params(),
+            "epochs": self.args.epochs, "batch_size": self.args.batch_size, "seed": self.args.seed,
+            "smoke": self.args.smoke, "precision": keras.mixed_precision.global_policy().name,
             "data": self.args.data or os.environ.get("MNIST_DATA") or "keras.datasets.mnist",
-            "backend": keras.backend.backend(),
-            "versions": device.versions(),
-            **device.describe(),
-            "train_accuracy": history["accuracy"][-1],
-            "test_accuracy": float(test_accuracy),
+            "backend": keras.backend.backend(), "versions": device.versions(), **device.describe(),
+            "train_accuracy": history["accuracy"][-1], "test_accuracy": float(test_accuracy),
             "fit_seconds": round(sum(seconds), 3),
             "seconds_per_epoch": round(sum(seconds) / len(seconds), 3) if seconds else None,
-            "epoch_seconds": [round(s, 3) for s in seconds],
-            "history": history,
+            "epoch_seconds": [round(s, 3) for s in seconds], "history": history,
             "model": self.name + ".keras",  # saved beside this JSON, before it
         }
         if self.args.smoke:
@@ -170,10 +155,9 @@ class Run:
 
 
 def read_run(path):
-    """A run's ``<name>.json``, as :meth:`Run.finish` wrote it, read back (by predict.py, figures.py and
-    make_docs.py): a dict, or ValueError saying in a few words why it is not one."""
-    regular_file(path, "a run's JSON", ValueError)
-    if os.stat(path).st_size > MAX_RUN_BYTES:
+    """A run's ``<name>.json`` as :meth:`Run.finish` wrote it (read by predict.py, figures.py, make_docs.py):
+    a dict, or ValueError saying in a few words why it is not one."""
+    if regular_file(path, "a run's JSON", ValueError).st_size > MAX_RUN_BYTES:
         raise ValueError(f"over {MAX_RUN_BYTES:,} bytes")
     with open(path, "rb") as f:
         try:
@@ -195,28 +179,19 @@ def read_run(path):
 
 
 def save_model(model, path):
-    """``model.save(path)``, atomically. A save that fails after training (the disk full, the folder
-    gone) says so in one line and exit 2, keeping the trained model in the system's temporary
-    folder where that can be written."""
+    """``model.save(path)``, atomically. Where that fails after training (the disk full, the folder gone):
+    one line and exit 2, the trained model kept, under a new name, in the system's temporary folder."""
     try:
         with outputs.atomic_path(path) as tmp:
             model.save(tmp)
         return path
     except OSError as exc:
         why = exc.strerror or str(exc)
-    kept = keep_model(model, os.path.splitext(os.path.basename(path))[0])
-    if kept is None:
-        fail(f"{path}: cannot save the trained model ({why}), nor keep it in {tempfile.gettempdir()}")
-    fail(f"{path}: cannot save the trained model ({why}); it is kept as {kept}")
-
-
-def keep_model(model, stem):
-    """Save ``model`` as ``<stem>-<8 hex digits>.keras`` in the system's temporary folder, atomically
-    (a new name: no earlier file is replaced); its path, or None where that cannot be written."""
+    stem = os.path.splitext(os.path.basename(path))[0]
     kept = os.path.join(tempfile.gettempdir(), f"{stem}-{secrets.token_hex(4)}.keras")
     try:
         with outputs.atomic_path(kept) as tmp:
             model.save(tmp)
     except OSError:
-        return None
-    return kept
+        fail(f"{path}: cannot save the trained model ({why}), nor keep it in {tempfile.gettempdir()}")
+    fail(f"{path}: cannot save the trained model ({why}); it is kept as {kept}")

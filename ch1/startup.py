@@ -3,7 +3,6 @@ on a machine without a GPU, oneDNN's notice on CPUs with AVX-512 or AMX, written
 before TensorFlow's log level applies); and make a closed stdout or a reader that goes away harmless."""
 
 import importlib.util
-import json
 import os
 import sys
 import tempfile
@@ -20,18 +19,12 @@ def is_noise(line):
 
 
 def _import_keras():
-    backend = os.environ.get("KERAS_BACKEND")
-    try:  # else keras.json's, else TensorFlow
-        with open(os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), "keras.json")) as f:
-            backend = backend or json.load(f).get("backend")
-    except (OSError, ValueError, AttributeError):
-        pass
-    if backend in (None, "tensorflow") and importlib.util.find_spec("tensorflow") is None:
-        print(f"{os.path.basename(sys.argv[0] or 'python')}: error: TensorFlow is not installed: pip install -r "
-              "requirements.txt, or choose another backend with KERAS_BACKEND=jax (or torch)", file=sys.stderr)
+    try:
+        import keras  # noqa: F401
+    except ImportError as exc:  # its backend (TensorFlow unless KERAS_BACKEND or keras.json say otherwise) missing
+        print(f"{os.path.basename(sys.argv[0] or 'python')}: error: {exc}: pip install -r requirements.txt "
+              "(TensorFlow), or requirements-backends.txt for KERAS_BACKEND=jax or torch", file=sys.stderr)
         raise SystemExit(2)
-    import keras  # noqa: F401
-
     if importlib.util.find_spec("tensorflow") is not None:  # keras.utils.set_random_seed imports it anyway:
         import tensorflow  # now, notices filtered, and its look for devices too ("failed call to cuInit")
 
@@ -39,8 +32,8 @@ def _import_keras():
 
 
 class _PipeSafe:
-    """stdout that outlives its reader (``| head``): once the pipe breaks, what is written goes to
-    /dev/null and the command carries on, so long work is never lost to a closed pipe."""
+    """stdout that outlives its reader (``| head``): once the pipe breaks, output goes to /dev/null and
+    the command carries on."""
 
     def __init__(self, stream):
         self._stream = stream
@@ -68,8 +61,8 @@ class _PipeSafe:
 
 
 def standard_streams():
-    """A closed descriptor 0, 1 or 2 (``>&-``) gets /dev/null, so no file the command opens later takes its
-    number (and output never lands in it); stdout survives a broken pipe (:class:`_PipeSafe`)."""
+    """A closed descriptor 0, 1 or 2 (``>&-``) gets /dev/null, so no file opened later takes its number;
+    stdout survives a broken pipe (:class:`_PipeSafe`)."""
     for fd in (0, 1, 2):
         try:
             os.fstat(fd)

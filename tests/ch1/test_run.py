@@ -115,7 +115,7 @@ def test_bad_output_folders_are_refused_before_training(tmp_path, monkeypatch, c
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=10 * 2**20))
     assert refused(mlp_mnist.main, ["--output-dir", str(out)], capsys) == \
-        f"--output-dir {out}: only 10.0 MB free there; a run needs {outputs.MIN_FREE_BYTES // 2**20} MB"
+        f"--output-dir {out}: only 10.0 MB free there; a run needs {cli.MIN_FREE_BYTES // 2**20} MB"
     assert os.listdir(out) == []  # the probes leave nothing behind
 
 
