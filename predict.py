@@ -1,19 +1,12 @@
 """Classify your own digit images with a trained Chapter 1 model, or draw them on a web page.
 
-Reads ordinary image files (PNG, JPEG, ...; any size, colour or grey, dark on light or light on
-dark), prepares each the way MNIST itself was made (your_digit/digits.py) and prints the predicted
-digit with the top-3 probabilities. Any of the three listings' saved models works (MLP, CNN, RNN;
-your_digit/model_file.py). ``--serve`` instead starts a local web page to draw on (your_digit/serve.py).
+Each image (PNG, JPEG, ...; any size, colour or grey, dark on light or light on dark) is prepared as
+MNIST was made (your_digit/digits.py) and printed with the top-3 probabilities, after a line naming
+the model (any listing's .keras: your_digit/model_file.py) and the run that made it. Without
+``--model``: ``outputs/cnn-mnist.keras`` here, else the project's own beside predict.py. ``--serve``
+starts a local page to draw on instead (your_digit/serve.py). Examples: docs/your-digit.md.
 
-The first line names the model and the run that made it (from the run's JSON beside it). Without
-``--model``, the model is ``outputs/cnn-mnist.keras`` here or else the project's own (beside predict.py).
-
-    python cnn_mnist.py                                 # train; saves outputs/cnn-mnist.keras
     python predict.py digit.png photo.jpg               # e.g. `photo.jpg: 7  (7 98.1%, 1 1.2%, 9 0.4%)`
-    python ../project/predict.py digit.png              # from another folder: the project's model
-    python predict.py photo.jpg --show                  # also writes outputs/photo-seen.png
-    python mlp_mnist.py && python predict.py digit.png --model outputs/mlp-mnist.keras   # the 1-minute MLP
-    python predict.py --serve                           # draw at http://127.0.0.1:8000/
 """
 
 from ch1 import quiet_startup
@@ -36,7 +29,8 @@ from your_digit.digits import ImageError, probabilities, read_image, to_mnist
 from study.tables import LISTINGS, TABLES
 
 DEFAULT_MODEL = os.path.join("outputs", "cnn-mnist.keras")
-MLP_MODEL = os.path.join("outputs", "mlp-mnist.keras")  # what `python mlp_mnist.py` (a minute) saves
+TRAIN_FIRST = (f"train one first (python cnn_mnist.py saves {DEFAULT_MODEL}; python mlp_mnist.py, a minute, "
+               f"saves {os.path.join('outputs', 'mlp-mnist.keras')}: give it with --model)")
 PROJECT = os.path.dirname(os.path.realpath(__file__))  # where the project's own outputs/ is, however predict.py is run
 BATCH = 16  # images read, classified and reported at a time: memory stays bounded however many are given
 
@@ -46,32 +40,22 @@ def load_classifier(path):
     try:
         return model_file.load_classifier(path, f"--model {path}")
     except model_file.ModelFileError as exc:
-        fail(f"{exc}; {train_first()}" if not os.path.lexists(path) else str(exc))
+        fail(f"{exc}; {TRAIN_FIRST}" if not os.path.lexists(path) else str(exc))
 
 
 def default_model():
-    """The model without --model: ``outputs/cnn-mnist.keras`` here or else the project's own, beside
-    predict.py (``python ../proj/predict.py x.png`` finds it); neither: one line naming both, exit 2."""
+    """``outputs/cnn-mnist.keras`` here, else the project's own beside predict.py; neither: one line, exit 2."""
     own = os.path.join(PROJECT, DEFAULT_MODEL)
     for path in (DEFAULT_MODEL, own):
         if os.path.lexists(path):
             return path
     where = "" if os.path.realpath(os.curdir) == PROJECT else f" here, nor the project's own {own}"
-    fail(f"--model {DEFAULT_MODEL}: no such file{where}; {train_first()}")
-
-
-def train_first():
-    """What to do without the model: give the MLP where `python mlp_mnist.py` saved one, or train one."""
-    mlp = next((p for p in (MLP_MODEL, os.path.join(PROJECT, MLP_MODEL)) if os.path.isfile(p)), None)
-    if mlp:
-        return f"use the MLP you trained, --model {mlp}, or train the CNN (python cnn_mnist.py)"
-    return (f"train one first (python cnn_mnist.py saves {DEFAULT_MODEL}; python mlp_mnist.py, "
-            f"a minute, saves {MLP_MODEL}: give it with --model)")
+    fail(f"--model {DEFAULT_MODEL}: no such file{where}; {TRAIN_FIRST}")
 
 
 def describe_run(path):
     """Which run made the model at ``path``, in words, from its ``<stem>.json`` (ch1.run.read_run): listing,
-    epochs (against the book's), seed, test accuracy, a smoke run; one missing or unreadable is said so."""
+    epochs (against the book's), seed, test accuracy, a smoke run; or that the JSON is missing or unreadable."""
     stem = os.path.splitext(path)[0]
     name = printable(os.path.basename(stem) + ".json")
     if not os.path.lexists(stem + ".json"):
@@ -161,10 +145,9 @@ def parse_args(argv):
 
 
 def main(argv=None):
-    """Classify each image, ``BATCH`` at a time, after a line naming the model and its run; return the
-    results (file, digit, top3, probabilities, seen). An unusable image gets one error line while the
-    others are still classified, and exit status 2; a bad model or output folder exits at once (2).
-    ``--show`` PNGs are written atomically (ch1.outputs). ``--serve``: the page, until Ctrl-C."""
+    """Classify the images ``BATCH`` at a time; return the results (file, digit, top3, probabilities, seen).
+    An unusable image is one error line, the others still classified, then exit status 2; a bad model or
+    output folder exits at once (2). ``--serve``: the page, until Ctrl-C."""
     for stream in (sys.stdout, sys.stderr):  # a file name no locale can print must not crash a line
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")

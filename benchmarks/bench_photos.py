@@ -28,7 +28,7 @@ from ch1.run import load_data
 from your_digit.digits import ImageError, decode_image, to_mnist
 
 
-def parse_args(argv):
+def main(argv=None):
     parser = Parser(__doc__)
     parser.add_argument("--model", metavar="PATH", default=predict.DEFAULT_MODEL, help="a saved model of the listings")
     add_data_arg(parser)
@@ -37,11 +37,6 @@ def parse_args(argv):
     parser.add_argument("--json", metavar="FILE", help="the JSON; default results/photos/photos-<backend>.json")
     args = parser.parse_args(argv)
     args.smoke = False  # the whole test set
-    return args
-
-
-def main(argv=None):
-    args = parse_args(argv)
     out = args.json or os.path.join("results", "photos", f"photos-{keras.backend.backend()}.json")
     writable_output_file(out, "--json")
     model = predict.load_classifier(args.model)

@@ -1,9 +1,8 @@
 """Round-trip time of the digit page's API: POST /predict, as the page sends a drawn digit.
 
-The server runs in this process on a free port (as ``predict.py --serve`` runs it); N real MNIST
-test digits as the pad holds them (280x280 PNG) are posted one after another, after 5 not
-counted, and the round trip's median and 90th percentile printed in milliseconds. Writes a JSON
-with the device (CPU model and speed flags, or the GPU), the versions, and the flags.
+The server runs in this process on a free port; N MNIST test digits as the pad holds them (280x280
+PNG) are posted one after another, after 5 not counted; the round trip's median and 90th percentile
+are printed in milliseconds, and written to a JSON with the device, the versions and the flags.
 
     python -m benchmarks.bench_serve                                  # outputs/cnn-mnist.keras
     python -m benchmarks.bench_serve --model outputs/mlp-mnist.keras --requests 500
@@ -46,17 +45,15 @@ def main(argv=None):
     writable_output_file(out, "--json")
     model = predict.load_classifier(args.model)
     _, (x_test, y_test) = load_data(args)
-    server = serve.make_server(model, "127.0.0.1", 0)
+    server = serve.bind(serve.Predictor(model))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=60)
-    times, answers = [], []
+    conn, times, answers = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=60), [], []
     try:
         for x in x_test[:WARMUP + args.requests]:
             body = png_bytes(as_drawn(x))
             start = time.perf_counter()
             conn.request("POST", "/predict", body=body, headers={"Content-Type": "image/png"})
-            response = conn.getresponse()
-            answers.append(json.loads(response.read()))
+            answers.append(json.loads((response := conn.getresponse()).read()))
             times.append((time.perf_counter() - start) * 1000)
             if response.status != 200:
                 raise RuntimeError(f"POST /predict answered {response.status}: {answers[-1]}")
@@ -66,9 +63,8 @@ def main(argv=None):
         server.server_close()
     times, digits = np.array(times[WARMUP:]), np.array([a["digit"] for a in answers[WARMUP:]])
     result = {
-        "benchmark": "serve",
-        "what": "POST /predict round trip of a 280x280 PNG drawn digit (HTTP, preparation, forward pass, "
-                "feature maps, JSON), one request at a time",
+        "benchmark": "serve", "what": "POST /predict round trip of a 280x280 PNG drawn digit (HTTP, preparation, "
+                                      "forward pass, feature maps, JSON), one request at a time",
         "model": args.model, "has_feature_maps": "feature_maps" in answers[-1], "backend": keras.backend.backend(),
         "requests": args.requests, "warmup": WARMUP,
         "median_ms": round(float(np.median(times)), 2), "p90_ms": round(float(np.percentile(times, 90)), 2),

@@ -1,7 +1,6 @@
-"""Digits as people draw and photograph them: MNIST digits as the drawing page sends them, and
-synthetic photos of MNIST test digits written on paper in several kinds (plain, ruled, squared,
-faint pencil, thin pen, blue ink, red ink, slightly rotated, shadowed), deterministic per seed;
-for benchmarks/bench_photos.py, benchmarks/bench_serve.py and the tests."""
+"""Digits as people draw and photograph them: MNIST digits as the drawing page sends them, and synthetic
+photos of MNIST test digits on paper in each of ``KINDS``, deterministic per seed (for the benchmarks
+and the tests)."""
 
 import io
 

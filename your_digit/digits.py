@@ -1,17 +1,13 @@
-"""Digit images as MNIST was made: reading any image file or upload, and preparing it as 28x28.
+"""Digit images as MNIST was made: any image file or upload read (:func:`read_image`,
+:func:`decode_image`: float greys) and prepared as the uint8 28x28 MNIST would hold (:func:`to_mnist`),
+for ``predict.py`` and ``your_digit.serve`` alike. No Keras here.
 
-One code path for ``predict.py`` (files on the command line) and ``your_digit.serve`` (images posted
-from the page): :func:`read_image` or :func:`decode_image` give float greys, and :func:`to_mnist`
-makes of them the uint8 28x28 image MNIST would hold. Nothing here imports Keras.
-
-Reading: anything but a regular file is refused unopened (ch1.files); Pillow decodes within its own
-pixel limit (``Image.MAX_IMAGE_PIXELS``: an error from the first pixel over it, not a warning) and
-shrinks a large image to ``MAX_SIDE`` a side; every fault is one :class:`ImageError` line.
-
-The image work builds on scipy (Gaussian smoothing, growing a mask, connected parts, the robust
-spread of the paper's noise) and numpy; written out here: Otsu's threshold, the paper's fitted
-surface and block-wise light, the wiping of printed lines, and MNIST's crop, scale and centring by
-mass. A mask's connected pieces are "parts" (scipy's "labels"): a label is a digit's class.
+Reading: what is not a regular file is refused unopened (ch1.files); Pillow decodes within its pixel
+limit (``Image.MAX_IMAGE_PIXELS``, an error here) and shrinks an image to ``MAX_SIDE`` a side; each fault
+is one :class:`ImageError` line. scipy smooths, grows masks, finds connected pieces ("parts": scipy's
+"labels", since a label here is a digit's class) and measures the paper's noise; written out here:
+Otsu's threshold, the paper's fitted surface and block-wise light, ruled lines wiped, MNIST's crop,
+scale and centring by mass.
 """
 
 import io
@@ -46,17 +42,15 @@ LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601-2, as PIL's convert("L")
 
 
 class ImageError(Exception):
-    """An image that cannot be read or holds no digit: one line naming the file, escaped by
-    ch1.cli.printable (a file name's line break is written ``\\n``: no name can forge a line)."""
+    """An image unreadable or without a digit: one line naming the file, escaped by ch1.cli.printable."""
 
     def __init__(self, message):
         super().__init__(printable(message))
 
 
 def read_image(path, name=None):
-    """``(grey, shown)`` of an image file: float greys (0 black .. 255 white) and the image as shown to
-    a person (uint8, grey or RGB(A)), upright (EXIF), at most ``MAX_SIDE`` a side; transparent pixels
-    laid on black or white, whichever the painted ones stand out from. Else :class:`ImageError`
+    """``(grey, shown)`` of an image file: float greys (0 black .. 255 white) and the image as a person sees
+    it (uint8, grey or RGB(A)), upright (EXIF), at most ``MAX_SIDE`` a side; else :class:`ImageError`
     naming the file ``name`` (default ``path``)."""
     name = path if name is None else name
     regular_file(path, "an image file", ImageError, name)

@@ -1,11 +1,7 @@
-"""A saved model of the listings, loaded by Keras with one-line errors.
-
-Checked before anything is read: a regular file named .keras, of at most ``MAX_BYTES`` (os.stat).
-Keras then loads it with ``safe_mode=True`` (no code stored in the file runs), uncompiled, and the
-model must be an MNIST classifier of the listings' shapes. Whatever Keras trips on (a corrupt,
-truncated or other file) is one line naming the file. Files crafted to cost Keras memory within
-the size limit are out of scope (docs/reliability.md). Use: ``load_classifier(path)``.
-"""
+"""A saved model of the listings, loaded with one-line errors (:func:`load_classifier`): a regular file
+named .keras of at most ``MAX_BYTES`` (os.stat), loaded by Keras with ``safe_mode=True`` (no code in the
+file runs) and uncompiled, an MNIST classifier of the listings' shapes. Files crafted to cost Keras memory
+within the size limit are out of scope (docs/reliability.md)."""
 
 import os
 import zipfile

@@ -1,30 +1,20 @@
 """A local web page to draw digits on, and the API behind it (``python predict.py --serve``).
 
-The page (``web/``: plain HTML, CSS and JavaScript, nothing fetched from elsewhere) posts what is
-drawn, or a dropped photo, to ``POST /predict``: an image Pillow reads, at most ``MAX_BODY``
-bytes, with a Content-Length. It is prepared by the same code as ``predict.py``'s files
-(:mod:`your_digit.digits`) and answered from one forward pass, ``200`` and JSON::
+The page (``web/``, nothing fetched from elsewhere) posts a drawing or a dropped photo to ``POST
+/predict``: at most ``MAX_BODY`` bytes with a Content-Length, prepared as ``predict.py`` prepares a
+file (:mod:`your_digit.digits`) and answered from one forward pass, ``200`` and JSON::
 
-    {"digit": 7,
-     "probabilities": [10 floats, digits 0..9],
-     "seen": "data:image/png;base64,...",           # the 28x28 the model saw, as a PNG
-     "feature_maps": [                               # CNN only: each Conv2D and MaxPooling2D layer
-        {"name": "conv2d", "shape": [26, 26, 64],    # the layer's output for this image
-         "tile": [26, 26], "columns": 8,             # map i at column i % 8, row i // 8
-         "mosaic": "data:image/png;base64,..."},     # all maps in one grey PNG, each scaled to its max
-        ...],
-     "model": "cnn-mnist.keras (Listing 1.4.1, 10 epochs, seed 0, test accuracy 99.26%)"}
+    {"digit": 7, "probabilities": [10 floats],
+     "seen": "data:image/png;base64,...",           # the 28x28 the model saw
+     "feature_maps": [{"name": "conv2d", "shape": [26, 26, 64], "tile": [26, 26], "columns": 8,
+                       "mosaic": "data:image/png;base64,..."}, ...],  # CNN only: map i at column i % 8
+     "model": "cnn-mnist.keras (Listing 1.4.1, ...)"}  # where the server was given a page_label
 
-``model`` is there when the server was given it (``page_label``). Every other answer is JSON
-``{"error": "..."}``: no Content-Length ``411``, one not a byte count ``400``, over ``MAX_BODY``
-``413`` (the body unread); no image, more pixels than Pillow's ``Image.MAX_IMAGE_PIXELS`` or no
-digit ``400``; a model's output not finite ``500``; a path but the page's three files and
-``/predict`` ``404``; a method but GET and POST ``501`` (http.server's answer). No request is logged.
-
-It listens on 127.0.0.1 unless told otherwise, and then warns in one line that the page has no
-authentication. A read from a client waits at most ``Handler.timeout`` seconds, then the
-connection is closed; http.server bounds a request's line and headers. Out of scope: clients on
-a network that attack the page (slow connections, floods, images crafted to decode slowly).
+Every other answer is JSON ``{"error": "..."}``: 411, 400 or 413 (unread) for the Content-Length;
+400 for no image, too many pixels (Pillow's limit) or no digit; 500 for a model's output not finite;
+404 for other paths; 501 for other methods. It listens on 127.0.0.1 unless told otherwise, and then
+warns that the page has no authentication; a read waits at most ``Handler.timeout`` seconds. Out of
+scope: clients on a network that attack the page (slow connections, floods, slow-decoding images).
 """
 
 import base64
@@ -59,9 +49,8 @@ class ModelFault(Exception):
 
 
 class Predictor:
-    """A model ready for one image at a time: the digit's probabilities and the outputs of its Conv2D
-    and MaxPooling2D layers (the feature maps), from one forward pass of a ``keras.Model`` built once.
-    Calls are serialized by a lock (one model, many threads)."""
+    """A model's probabilities and its Conv2D and MaxPooling2D layers' outputs (the feature maps) for one
+    image, from one forward pass of a ``keras.Model`` built once; calls are serialized by a lock."""
 
     def __init__(self, model):
         import keras
@@ -106,8 +95,8 @@ def mosaic(maps):
 
 
 def answer(predictor, data):
-    """The JSON-ready answer for an uploaded image's bytes; raises ImageError (400) if there is no
-    digit, ModelFault (500) if the model's probabilities are not all finite."""
+    """The JSON-ready answer for an uploaded image's bytes; ImageError (400) where there is no digit,
+    ModelFault (500) where the model's probabilities are not all finite."""
     seen = to_mnist(decode_image(data, "the image")[0], "the image")
     probs, maps = predictor.predict(seen)
     if not np.isfinite(probs).all():
@@ -129,8 +118,7 @@ class Handler(BaseHTTPRequestHandler):
         """Quiet: no line per request (the server's one line is its address)."""
 
     def send_json(self, status, body):
-        data = json.dumps(body, allow_nan=False).encode()  # NaN would be invalid JSON: a ValueError
-        self.send_body(status, data, "application/json", "no-store")
+        self.send_body(status, json.dumps(body, allow_nan=False).encode(), "application/json", "no-store")
 
     def send_body(self, status, data, kind, cache):
         self.send_response(status)
@@ -157,10 +145,7 @@ class Handler(BaseHTTPRequestHandler):
         value = self.headers.get("Content-Length")
         if value is None:
             return self.send_json(411, {"error": "a Content-Length is required (the image's size in bytes)"})
-        try:
-            length = int(value)
-        except ValueError:
-            length = -1
+        length = int(value) if value.strip().isascii() and value.strip().isdigit() else -1
         if length < 0:
             return self.send_json(400, {"error": f"bad Content-Length: {value[:40]!r}"})
         if length > MAX_BODY:
@@ -182,8 +167,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class Server(ThreadingHTTPServer):
-    """ThreadingHTTPServer, on IPv6 for an IPv6 host; a client that goes away is not reported, anything
-    else that ends a request is one line. (http.server itself closes a connection that times out.)"""
+    """ThreadingHTTPServer, on IPv6 for an IPv6 host; a request ended by anything but its client going
+    away is one line."""
 
     def __init__(self, address, handler):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
@@ -196,20 +181,15 @@ class Server(ThreadingHTTPServer):
 
 
 def bind(predictor, host="127.0.0.1", port=0, page_label=None):
-    """A bound (not yet serving) :class:`Server` answering with ``predictor`` (a :class:`Predictor`, or
-    anything with its ``predict(seen)``), and ``page_label`` as each answer's ``model``; raises
-    OSError if the address cannot be had. ``port=0`` takes a free port: ``server.server_address[1]``."""
+    """A bound (not yet serving) :class:`Server` answering with ``predictor`` (anything with a
+    :class:`Predictor`'s ``predict(seen)``), ``page_label`` as each answer's ``model``; OSError if the
+    address cannot be had (``port=0``: a free one, ``server.server_address[1]``)."""
     pages = {}
     for url_path, (name, kind) in PAGES.items():
         with open(os.path.join(WEB, name), "rb") as f:
             pages[url_path] = (f.read(), kind)
     handler = type("PageHandler", (Handler,), {"predictor": predictor, "pages": pages, "page_label": page_label})
     return Server((host, port), handler)
-
-
-def make_server(model, host="127.0.0.1", port=0, page_label=None):
-    """:func:`bind` for a Keras ``model``."""
-    return bind(Predictor(model), host, port, page_label)
 
 
 def url(server):
@@ -221,7 +201,7 @@ def serve(model, host, port, label, page_label=None):
     """Serve until Ctrl-C or SIGTERM (which end the command with one line, see ch1.cli). ``label`` names
     the model in the line the server prints; ``page_label`` on the page (see :func:`bind`)."""
     try:
-        server = make_server(model, host, port, page_label=page_label)
+        server = bind(Predictor(model), host, port, page_label)
     except OSError as exc:
         reason = "in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
         fail(f"--host {host} --port {port}: cannot listen there ({reason})")

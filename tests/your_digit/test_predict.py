@@ -179,7 +179,6 @@ def test_a_bad_model_is_one_line_exit_2_before_any_image(case, first_test_digit,
     if case == "shape":
         keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)]).save(model)
     monkeypatch.setattr(predict, "read_image", lambda path: pytest.fail("an image was read despite a bad model"))
-    monkeypatch.setattr(predict, "PROJECT", str(tmp_path))  # no MLP there to suggest
     _, code, out, err = run([first_test_digit, "--model", str(model)], capsys)
     expected = {"missing": "no such file; train one first (python cnn_mnist.py saves outputs/cnn-mnist.keras; "
                            "python mlp_mnist.py, a minute, saves outputs/mlp-mnist.keras: give it with --model)",

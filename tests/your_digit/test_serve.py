@@ -33,7 +33,7 @@ class Served:
     """A server for ``model`` on a free port of 127.0.0.1, serving from a thread of this process."""
 
     def __init__(self, model):
-        self.server = serve.make_server(model)
+        self.server = serve.bind(serve.Predictor(model))
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
