@@ -117,12 +117,6 @@ def _grey(im, name):
     return luma * alpha + back * (1 - alpha)
 
 
-def _resize(array, size):
-    """Resample a float image to ``size`` (width, height) with Lanczos (anti-aliased when shrinking)."""
-    resized = Image.fromarray(array.astype(np.float32)).resize(size, Image.Resampling.LANCZOS)
-    return np.asarray(resized, dtype=np.float64)
-
-
 def probabilities(outputs):
     """Outputs (N, 10) as probabilities: a softmax's (the listings', even bfloat16) as is, logits softmaxed."""
     probs = np.asarray(outputs, dtype=np.float64)
@@ -306,7 +300,8 @@ def to_mnist(grey, name="image"):
     if max(height, width) != DIGIT_BOX:
         scale = DIGIT_BOX / max(height, width)
         height, width = max(1, round(height * scale)), max(1, round(width * scale))
-        patch = np.clip(_resize(patch, (width, height)), 0, None)
+        resized = Image.fromarray(patch.astype(np.float32)).resize((width, height), Image.Resampling.LANCZOS)
+        patch = np.clip(np.asarray(resized, dtype=np.float64), 0, None)  # Lanczos: anti-aliased
     peak = patch.max()
     if peak <= 0:
         raise ImageError(f"{name}: blank, no digit found")

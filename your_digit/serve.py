@@ -58,9 +58,7 @@ class Predictor:
         self.input_shape = tuple(model.input_shape[1:])
         self.layers = [layer for layer in model.layers
                        if isinstance(layer, (keras.layers.Conv2D, keras.layers.MaxPooling2D))]
-        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-        outputs = [layer.output for layer in self.layers] + list(model.outputs)
-        self.forward = keras.Model(inputs, outputs) if self.layers else model
+        self.forward = keras.Model(model.inputs[0], [layer.output for layer in self.layers] + list(model.outputs))
         self.to_numpy = keras.ops.convert_to_numpy
         self.lock = threading.Lock()
         self.predict(np.zeros((28, 28), np.uint8))  # the first call builds the graph: do it now
@@ -69,8 +67,7 @@ class Predictor:
         """``(probabilities (10,), [(layer name, maps (h, w, c)), ...])`` for one uint8 28x28 image."""
         x = prepare_images(seen[None], self.input_shape)
         with self.lock:
-            out = self.forward(x, training=False)
-            out = [self.to_numpy(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
+            out = [self.to_numpy(o) for o in self.forward(x, training=False)]
         maps = [(layer.name, values[0]) for layer, values in zip(self.layers, out[:-1])]
         return probabilities(out[-1].reshape(1, -1))[0], maps
 
