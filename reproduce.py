@@ -17,6 +17,8 @@ from ch1 import quiet_startup
 quiet_startup()  # before Keras loads TensorFlow: its start-up notices stay off stderr
 
 import argparse
+import contextlib
+import functools
 import importlib
 import math
 import multiprocessing
@@ -53,17 +55,13 @@ def plan(args):
     return trials[index::count]
 
 
-_DATA = {}
+@functools.cache
+def data_once(data, smoke):
+    """MNIST from ``data``, loaded and checked once per process (the smoke subset with ``smoke``); bad data exits."""
+    return load_data(argparse.Namespace(data=data, smoke=smoke))
 
 
-def data_once(args):
-    """MNIST, loaded and checked once per process (the smoke subset with --smoke); bad data exits."""
-    if "mnist" not in _DATA:
-        _DATA["mnist"] = load_data(args)
-    return _DATA["mnist"]
-
-
-def train_trial(trial, data_args, validation=False, verbose=0):
+def train_trial(trial, data, validation=False, verbose=0):
     """Train one row with one seed as its listing does; return its record (a dict)."""
     table = SWEEPS[trial.table]
     row = table.rows[trial.row - 1]
@@ -71,7 +69,7 @@ def train_trial(trial, data_args, validation=False, verbose=0):
     if verbose:
         print(f"Table {trial.table} row {trial.row} ({row.title}) seed {trial.seed}: {trial.epochs} epochs, "
               f"batch {trial.batch_size}", flush=True)
-    result = train_and_evaluate(builder(listing.build_model, row.variant), row.build, row.optimizer, data_once(data_args),
+    result = train_and_evaluate(builder(listing.build_model, row.variant), row.build, row.optimizer, data_once(*data),
                                 trial.epochs, trial.batch_size, trial.seed, learning_rate=trial.learning_rate,
                                 precision=trial.precision, validation=validation, verbose=verbose)
     return {
@@ -99,17 +97,15 @@ def _threads(count=None):
     if keras.backend.backend() == "torch":
         import torch
 
-        if count:
-            torch.set_num_threads(count)
-        return torch.get_num_threads()
+        return torch.set_num_threads(count) if count else torch.get_num_threads()
     return os.cpu_count()
 
 
-def run_share(trials, data_args, validation, path, label="", verbose=0):
+def run_share(trials, data, validation, path, label="", verbose=0):
     """Train ``trials`` one after another, appending each one's record to ``path`` as it ends, with one
     line of progress each (``label`` first). Runs in a worker process too."""
     for done, trial in enumerate(trials, 1):
-        record = train_trial(trial, data_args, validation, verbose)
+        record = train_trial(trial, data, validation, verbose)
         records.append_record(path, record)
         print(f"{label}[{done}/{len(trials)}] Table {trial.table} row {trial.row} "
               f"({SWEEPS[trial.table].rows[trial.row - 1].title}) seed {trial.seed}: test "
@@ -128,11 +124,6 @@ def start_pool(workers):
     return multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(threads,))
 
 
-def records_path(args):
-    index, count = args.shard
-    return os.path.join(args.results_dir, "records.jsonl" if count == 1 else f"records-shard-{index}of{count}.jsonl")
-
-
 def shard(text):
     shown = text if len(text) <= 30 else text[:25] + "..."
     try:
@@ -147,13 +138,10 @@ def shard(text):
 
 
 def learning_rate(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
-    return value
+    with contextlib.suppress(ValueError):
+        if 0 < float(text) < math.inf:
+            return float(text)
+    raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
 
 
 def parse_args(argv):
@@ -230,7 +218,8 @@ def sweep(args, found):
     in one line and exit 2, a backend that is not recorded or a records file that cannot be appended to."""
     if keras.backend.backend() not in records.BACKENDS:
         fail(f"Keras backend {keras.backend.backend()}: sweeps run on {', '.join(records.BACKENDS)}")
-    path = records_path(args)
+    index, count = args.shard
+    path = os.path.join(args.results_dir, "records.jsonl" if count == 1 else f"records-shard-{index}of{count}.jsonl")
     try:
         records.check_appendable(path)
     except records.RecordsError as exc:
@@ -242,8 +231,8 @@ def sweep(args, found):
           f"records: {path}", flush=True)
     if not todo:
         return
-    data_once(args)  # check the data before any training (bad data exits here)
-    settings = (argparse.Namespace(data=args.data, smoke=args.smoke), args.validation, path)
+    data_once(args.data, args.smoke)  # check the data before any training (bad data exits here)
+    settings = ((args.data, args.smoke), args.validation, path)
     try:
         if workers == 1:  # Keras' line per epoch, then the trial's line
             return run_share(todo, *settings, verbose=2)

@@ -214,7 +214,7 @@ def test_table_cells_are_mean_and_sample_std_and_one_seed_shows_no_spread():
 
     def record(row, seed, test):
         return {"table": "1.4.1", "row": row, "seed": seed, "epochs": table.epochs, "batch_size": 128,
-                "smoke": False, "test_accuracy": test, "train_accuracy": 0.99, "fit_seconds": 1.0}
+                "smoke": False, "test_accuracy": test, "train_accuracy": 0.99, "fit_seconds": 1.0, "params": 1}
 
     found = [record(1, 0, 0.97), record(1, 1, 0.98), record(1, 2, 0.99), record(2, 0, 0.9925)]
     found[1]["history"] = {"accuracy": [0.9, 0.95, 0.96]}  # still learning: +1 point in the last epoch
