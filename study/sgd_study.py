@@ -5,7 +5,8 @@ budget; each tested row is run again longer (the test accuracy after every epoch
 """
 
 from ch1 import outputs
-from study.report import OFF_BY, book_budget, matches, summarize
+from study import report
+from study.report import OFF_BY, book_budget, summarize
 from study.stats import markdown, mean, mean_std, std
 from study.tables import TABLES
 
@@ -26,14 +27,10 @@ def study_budget(table, changes):
     return budget
 
 
-def _reaches(train, test, row):
-    """Whether train and test accuracy (%) come within OFF_BY of the book's numbers, or above them."""
-    return train >= row.book_train - OFF_BY and test >= row.book_test - OFF_BY
-
-
-def _within(train, test, row):
-    """Whether train and test accuracy (%) are both within OFF_BY of the book's numbers, either way."""
-    return abs(train - row.book_train) <= OFF_BY and abs(test - row.book_test) <= OFF_BY
+def _reaches(train, test, row, above=True):
+    """Whether train and test accuracy (%) both come within OFF_BY of the book's numbers, or (``above``)
+    above them."""
+    return all(-OFF_BY <= gap and (above or gap <= OFF_BY) for gap in (train - row.book_train, test - row.book_test))
 
 
 def first_match(record, row):
@@ -65,20 +62,17 @@ def budget_study(records):
         lines, curves, verdicts, match_epochs = [], [], [], []
         for label, changes in STUDY_SETTINGS:
             budget = study_budget(table, changes)
-            runs = [r for t, r in sorted(records.items(), key=lambda tr: tr[0].seed)
-                    if t.row == number and matches(t, table_id, budget)]
+            runs = report.runs(records, table_id, number, budget)
             train = [100 * r["train_accuracy"] for r in runs]
             test = [100 * r["test_accuracy"] for r in runs]
             if changes.get("epochs") != "longer":
                 line = _line(label, str(budget["epochs"]), budget, train, test)
                 lines.append(line)
                 if runs and _reaches(line["train"][0], line["test"][0], row):
-                    gaps = (line["train"][0] - row.book_train, line["test"][0] - row.book_test)
-                    if _within(line["train"][0], line["test"][0], row):
-                        verdicts.append(f"matches the book with {label}, {budget['epochs']} epochs")
-                    else:
-                        verdicts.append(f"goes past the book with {label}, {budget['epochs']} epochs "
-                                       f"(train {gaps[0]:+.2f}, test {gaps[1]:+.2f} points)")
+                    gaps = f"(train {line['train'][0] - row.book_train:+.2f}, test {line['test'][0] - row.book_test:+.2f}"
+                    verdicts.append(f"matches the book with {label}, {budget['epochs']} epochs" if _reaches(
+                        line["train"][0], line["test"][0], row, above=False) else
+                        f"goes past the book with {label}, {budget['epochs']} epochs {gaps} points)")
                 continue
             # The longer budget: its last epoch, and where each seed's curve first reaches the book.
             with_curve = [r for r in runs if "val_accuracy" in (r.get("history") or {})]
@@ -128,7 +122,7 @@ def same_optimizer_elsewhere(records):
             row = table.rows[r["row"] - 1]
             if r["n"] and row.optimizer == "sgd":
                 train_diff = r["train_mean"] - r["book_train"]
-                verdict = "within" if _within(r["train_mean"], r["test_mean"], row) else "not within"
+                verdict = "within" if _reaches(r["train_mean"], r["test_mean"], row, above=False) else "not within"
                 found.append(f"Table {table_id} row {r['row']} ({row.title}, "
                              f"{table.epochs} epochs): train {mean_std(r['train_mean'], r['train_std'])} % "
                              f"against the book's {r['book_train']:.2f} % ({train_diff:+.2f}), test "
@@ -185,7 +179,8 @@ def one_budget(study, table_id):
             return None
         curves += [(TABLES[tid].rows[number - 1], h) for h in full]
     epochs = [e for e in range(1, LONGER[table_id] + 1)
-              if all(_within(100 * h["accuracy"][e - 1], 100 * h["val_accuracy"][e - 1], row) for row, h in curves)]
+              if all(_reaches(100 * h["accuracy"][e - 1], 100 * h["val_accuracy"][e - 1], row, above=False)
+                     for row, h in curves)]
     return epochs, len(curves)
 
 
