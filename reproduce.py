@@ -24,6 +24,7 @@ import math
 import multiprocessing
 import multiprocessing.util
 import os
+import re
 import signal
 import time
 
@@ -125,16 +126,10 @@ def start_pool(workers):
 
 
 def shard(text):
-    shown = text if len(text) <= 30 else text[:25] + "..."
-    try:
-        index, count = map(int, text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected i/n such as 0/4, got {shown!r}") from None
-    if count > MAX_SHARDS:
-        raise argparse.ArgumentTypeError(f"expected n at most {MAX_SHARDS:,} in i/n, got {shown!r}")
-    if count < 1 or not 0 <= index < count:
-        raise argparse.ArgumentTypeError(f"expected 0 <= i < n in i/n, got {shown!r}")
-    return index, count
+    match = re.fullmatch(r"(\d{1,5})/(\d{1,5})", text)
+    if not match or not 0 <= int(match[1]) < int(match[2]) <= MAX_SHARDS:
+        raise argparse.ArgumentTypeError(f"expected i/n with 0 <= i < n <= {MAX_SHARDS:,}, got {text[:30]!r}")
+    return int(match[1]), int(match[2])
 
 
 def learning_rate(text):

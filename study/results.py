@@ -10,8 +10,9 @@ import os
 from ch1 import outputs
 from study import cnn_study, sgd_study
 from study.records import read_discussion
-from study.report import BATCH_SIZE, OFF_BY, book_budget, csv_table, markdown_table, matches, still_learning, summarize
-from study.stats import mean, mean_std, std
+from study.report import (BATCH_SIZE, OFF_BY, book_budget, csv_table, markdown_table, matches, percent,
+                          still_learning, summarize)
+from study.stats import mean_std
 from study.tables import TABLES
 
 
@@ -37,31 +38,19 @@ def other_budgets(records, smoke):
     """Records of budgets other than the book's (e.g. more epochs, another batch size), grouped per
     row and setting: a Markdown list, or '' when there are none."""
     found = {}
-    for trial, r in records.items():
-        if trial.table not in TABLES:
-            continue  # the variants have a section of their own
-        table = TABLES[trial.table]
-        if trial.smoke != smoke or matches(trial, trial.table, book_budget(table, smoke, trial.backend,
-                                                                              trial.precision)):
-            continue
-        if not smoke and cnn_study.in_study(trial):
-            continue  # in the section on what the chapter says
-        if not smoke and (trial.table, trial.row) in sgd_study.STUDY_ROWS and any(
-                matches(trial, trial.table, sgd_study.study_budget(table, changes)) for _, changes in sgd_study.STUDY_SETTINGS):
-            continue  # in the budget study's section
-        key = (trial.table, trial.row, trial.epochs, trial.batch_size, trial.learning_rate, trial.backend,
-               trial.precision)
-        found.setdefault(key, []).append(r)
+    for t, r in records.items():
+        if t.table not in TABLES or t.smoke != smoke or not smoke and (cnn_study.in_study(t) or sgd_study.in_study(t)):
+            continue  # the variants and the two studies have sections of their own
+        if not matches(t, t.table, book_budget(TABLES[t.table], smoke, t.backend, t.precision)):  # not in the tables
+            found.setdefault((t.table, t.row, t.epochs, t.batch_size, t.learning_rate, t.backend, t.precision), []).append(r)
     lines = []
     for (table_id, number, epochs, batch, lr, backend, precision), runs in sorted(
             found.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
         row = TABLES[table_id].rows[number - 1]
-        test = [100 * r["test_accuracy"] for r in runs]
-        train = [100 * r["train_accuracy"] for r in runs]
         lr_text = "default learning rate" if lr is None else f"learning rate {lr:g}"
         lines.append(f"- Table {table_id} row {number} ({row.title}), {epochs} epochs, batch {batch}, {lr_text}, "
-                     f"{backend} {precision}: test {mean_std(mean(test), std(test))} %, train "
-                     f"{mean_std(mean(train), std(train))} % (n={len(runs)}; book: test {row.book_test:.2f}, "
+                     f"{backend} {precision}: test {mean_std(*percent(runs, 'test_accuracy'))} %, train "
+                     f"{mean_std(*percent(runs, 'train_accuracy'))} % (n={len(runs)}; book: test {row.book_test:.2f}, "
                      f"train {row.book_train:.2f})")
     return "\n".join(lines)
 

@@ -27,6 +27,12 @@ def study_budget(table, changes):
     return budget
 
 
+def in_study(trial):
+    """Whether a record is one of this study's own runs (reported here, not among the other budgets)."""
+    return (trial.table, trial.row) in STUDY_ROWS and any(
+        report.matches(trial, trial.table, study_budget(TABLES[trial.table], changes)) for _, changes in STUDY_SETTINGS)
+
+
 def _reaches(train, test, row, above=True):
     """Whether train and test accuracy (%) both come within OFF_BY of the book's numbers, or (``above``)
     above them."""
