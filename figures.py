@@ -3,11 +3,8 @@
 mnist-samples.png (Listing 1.3.1's 25 digits), the three listings' diagrams (<name>.png, as their
 plot_model draws them), cnn-kernel.png and cnn-maxpool.png (Figures 1.4.2-1.4.4 made real with
 the CNN's first layer), <name>-history.png (each run's loss and accuracy per epoch, from its
-<name>.json, as the listing draws it), cnn-confusion.png and cnn-misclassified.png (the CNN on the test digits). A run
-that is not the book's full budget says so in its titles.
-
-    python cnn_mnist.py && python mlp_mnist.py && python rnn_mnist.py   # train (outputs/)
-    python figures.py                                                   # figures into outputs/
+<name>.json, as the listing draws it), cnn-confusion.png and cnn-misclassified.png (the CNN on the test
+digits). A run that is not the book's full budget says so in its titles.
 """
 
 from ch1 import quiet_startup
@@ -22,7 +19,7 @@ import os
 import keras
 import numpy as np
 
-from ch1 import outputs
+from ch1 import outputs, run
 from ch1.cli import Parser, add_data_arg, ensure_output_dir, fail, seed_number
 from ch1.data import one_line, prepare_images
 from ch1.run import load_data, run_folder, seed_everything
@@ -185,8 +182,6 @@ def parse_args(argv):
 
 def read_run(path):
     """A script's results JSON (<name>.json), read by ch1.run.read_run; else exit with one line."""
-    from ch1 import run
-
     try:
         return run.read_run(path)
     except (OSError, ValueError) as exc:

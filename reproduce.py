@@ -2,14 +2,8 @@
 
 Each row is built by its listing's own ``build_model`` and trained as the listing trains it. Each
 finished (row, seed) run is appended to the records as it ends, so an interrupted sweep resumes where
-it stopped. From all records: per table a Markdown table and a CSV, and RESULTS.md (docs/tables.md).
-
-    python reproduce.py                      # every table, 3 seeds (hours on a CPU)
-    python reproduce.py --table 1.4.1        # one table
-    python reproduce.py --workers 2          # the trials left in 2 processes, each its own share
-    python reproduce.py --shard 0/4          # every 4th trial, from the first: one of 4 machines
-    python reproduce.py --merge              # tables and RESULTS.md from all records, no training
-    python reproduce.py --smoke              # every row, one tiny epoch, into outputs/ (tests and CI)
+it stopped. From all records: per table a Markdown table and a CSV, and RESULTS.md (docs/tables.md;
+resuming, workers and shards: docs/sweeps.md).
 """
 
 from ch1 import quiet_startup
@@ -215,20 +209,17 @@ def sweep(args, found):
         fail(f"Keras backend {keras.backend.backend()}: sweeps run on {', '.join(records.BACKENDS)}")
     index, count = args.shard
     path = os.path.join(args.results_dir, "records.jsonl" if count == 1 else f"records-shard-{index}of{count}.jsonl")
-    try:
-        records.check_appendable(path)
-    except records.RecordsError as exc:
-        fail(str(exc))
     planned = plan(args)
     todo = [t for t in planned if t not in found]
     workers = max(1, min(args.workers, len(todo), os.cpu_count() or 1))
-    print(f"{len(todo)} trials to run ({len(planned) - len(todo)} already recorded) in {workers} process(es); "
-          f"records: {path}", flush=True)
-    if not todo:
-        return
-    data_once(args.data, args.smoke)  # check the data before any training (bad data exits here)
     settings = ((args.data, args.smoke), args.validation, path)
-    try:
+    try:  # a records file that cannot be appended to, now or while the sweep runs: one line
+        records.check_appendable(path)
+        print(f"{len(todo)} trials to run ({len(planned) - len(todo)} already recorded) in {workers} process(es); "
+              f"records: {path}", flush=True)
+        if not todo:
+            return
+        data_once(args.data, args.smoke)  # check the data before any training (bad data exits here)
         if workers == 1:  # Keras' line per epoch, then the trial's line
             return run_share(todo, *settings, verbose=2)
         pool = start_pool(workers)
@@ -246,7 +237,7 @@ def sweep(args, found):
             forget(interrupted)
             pool.terminate()
             pool.join()
-    except records.RecordsError as exc:  # the records file made unusable while the sweep ran
+    except records.RecordsError as exc:
         fail(str(exc))
 
 

@@ -5,8 +5,6 @@ each path, alternating path by path within every repeat, and prints per path the
 epoch (median of epochs 2..E; compilation is the first epoch's excess), the test accuracy and the
 speed-up over plain model.fit. Paths: plain (float32 model.fit) and bfloat16 (Keras' mixed_bfloat16).
 The JSON names the CPU and its speed flags, or the GPU: a speed holds for that machine.
-
-    python -m benchmarks.bench_train --epochs 3 --repeats 3 --paths plain bfloat16
 """
 
 from ch1 import quiet_startup
