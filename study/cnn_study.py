@@ -11,7 +11,7 @@ import math
 from ch1 import outputs
 from study import report
 from study.report import BATCH_SIZE, book_budget, matches, percent
-from study.stats import markdown, mean, mean_std, std
+from study.stats import markdown, mean, mean_std, plot_curves, std
 from study.tables import LISTINGS, TABLES, VARIANTS
 
 BOOK = ("1.4.1", LISTINGS["cnn"].row)  # Listing 1.4.1's model as printed: its row of Table 1.4.1
@@ -264,16 +264,9 @@ def write_figures(found, folder):
         fig, axes = plt.subplots(1, len(rates), figsize=(5 * len(rates), 4.2), squeeze=False, sharey=True)
         for ax, (lr, plain, norm) in zip(axes[0], rates):
             for s, color, label in ((plain, "C0", "as printed"), (norm, "C1", "BatchNormalization")):
-                for i, history in enumerate(s["curves"]):
-                    epochs = range(1, len(history["accuracy"]) + 1)
-                    ax.plot(epochs, [100 * a for a in history["accuracy"]], color=color, linestyle="--", alpha=0.7,
-                            label=f"{label}, train" if i == 0 else None)
-                    ax.plot(epochs, [100 * a for a in history["val_accuracy"]], color=color, alpha=0.9,
-                            label=f"{label}, test" if i == 0 else None)
+                plot_curves(ax, s["curves"], {"color": color, "linestyle": "--", "alpha": 0.7, "label": f"{label}, train"},
+                            {"color": color, "alpha": 0.9, "label": f"{label}, test"})
             ax.set_title(f"Adam, learning rate {lr:g}", fontsize=10)
-            ax.set_xlabel("epoch")
-            ax.grid(alpha=0.3)
-            outputs.whole_epochs(ax)
         axes[0, 0].set_ylabel("accuracy (%)")
         axes[0, -1].legend(fontsize=8, loc="lower right")
         fig.suptitle("Listing 1.4.1's CNN with and without BatchNormalization: one curve per seed")

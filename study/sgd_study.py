@@ -7,7 +7,7 @@ budget; each tested row is run again longer (the test accuracy after every epoch
 from ch1 import outputs
 from study import report
 from study.report import OFF_BY, book_budget, summarize
-from study.stats import markdown, mean, mean_std, std
+from study.stats import markdown, mean, mean_std, plot_curves, std
 from study.tables import TABLES
 
 # The rows tested, and the settings tried on each beside the book's budget (issue 13).
@@ -207,12 +207,8 @@ def figure(study, path):
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.5), squeeze=False)
     for ax, ((table_id, number), found) in zip(axes.flat, study.items()):
         row = TABLES[table_id].rows[number - 1]
-        for i, history in enumerate(found["curves"]):
-            epochs = range(1, len(history["accuracy"]) + 1)
-            ax.plot(epochs, [100 * a for a in history["accuracy"]], color="C0", alpha=0.8,
-                    label="train (longer budget)" if i == 0 else None)
-            ax.plot(epochs, [100 * a for a in history["val_accuracy"]], color="C1", alpha=0.8,
-                    label="test (longer budget)" if i == 0 else None)
+        plot_curves(ax, found["curves"], {"color": "C0", "alpha": 0.8, "label": "train (longer budget)"},
+                    {"color": "C1", "alpha": 0.8, "label": "test (longer budget)"})
         for i, epoch in enumerate(e for e in found["match_epochs"] if e is not None):
             ax.axvline(epoch, color="0.4", linestyle=":", linewidth=1,
                        label="first reaches the book" if i == 0 else None)
@@ -224,12 +220,9 @@ def figure(study, path):
         ax.axhline(row.book_train, color="C0", linestyle="--", linewidth=1, label="book train")
         ax.axhline(row.book_test, color="C1", linestyle="--", linewidth=1, label="book test")
         ax.set_title(f"Table {table_id} row {number}: {row.title}", fontsize=9)
-        ax.set_xlabel("epoch")
         ax.set_ylabel("accuracy (%)")
         ax.set_ylim(max(80, min(row.book_test, row.book_train) - 8), 100.5)
         ax.set_xlim(0, LONGER[table_id] + 1)
-        ax.grid(alpha=0.3)
-        outputs.whole_epochs(ax)
     # One legend for all panels: every label once, in the order first drawn.
     legend = {}
     for ax in axes.flat:
