@@ -31,21 +31,16 @@ from study.tables import LISTINGS, TABLES
 plt = outputs.plt
 
 
-def first_conv(model):
-    return next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
-
-
-def feature_maps(model, images):
-    """The first Conv2D layer's output (ReLU applied) for ``images`` shaped (N, 28, 28, 1)."""
-    conv = first_conv(model)
-    return keras.ops.convert_to_numpy(conv(keras.ops.convert_to_tensor(images)))
+def first_conv(model, digit):
+    """The model's first Conv2D layer, and its output (ReLU applied) for ``digit`` (28x28): (26, 26, filters)."""
+    conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+    return conv, keras.ops.convert_to_numpy(conv(keras.ops.convert_to_tensor(prepare_images(digit[None], (28, 28, 1)))))[0]
 
 
 def kernel_figure(model, digit, label, who="the trained CNN"):
     """Figures 1.4.2-1.4.3: a 3x3 kernel over the digit and the 26x26 feature maps it yields."""
-    conv = first_conv(model)
+    conv, maps = first_conv(model, digit)
     kernels, biases = (keras.ops.convert_to_numpy(w) for w in conv.weights)
-    maps = feature_maps(model, prepare_images(digit[None], (28, 28, 1)))[0]  # (26, 26, filters)
     order = np.argsort(-maps.reshape(-1, maps.shape[-1]).std(axis=0))  # the liveliest maps first
     k = int(order[0])
     fig = plt.figure(figsize=(12, 6.5))
@@ -79,10 +74,10 @@ def kernel_figure(model, digit, label, who="the trained CNN"):
 
 def maxpool_figure(model, digit, who="the trained CNN"):
     """Figure 1.4.4: MaxPooling2D(2) on a real feature map, and one 4x4 patch -> 2x2."""
-    maps = feature_maps(model, prepare_images(digit[None], (28, 28, 1)))
-    k = int(np.argmax(maps[0].reshape(-1, maps.shape[-1]).std(axis=0)))
-    pooled = keras.ops.convert_to_numpy(keras.layers.MaxPooling2D(2)(maps))[0, :, :, k]
-    fmap = maps[0, :, :, k]
+    maps = first_conv(model, digit)[1]
+    k = int(np.argmax(maps.reshape(-1, maps.shape[-1]).std(axis=0)))
+    pooled = keras.ops.convert_to_numpy(keras.layers.MaxPooling2D(2)(maps[None]))[0, :, :, k]
+    fmap = maps[:, :, k]
     # The 4x4 patch (aligned to the pooling grid) with the most going on.
     r, c = max(((r, c) for r in range(0, 24, 2) for c in range(0, 24, 2)),
                key=lambda rc: fmap[rc[0]:rc[0] + 4, rc[1]:rc[1] + 4].std())
@@ -119,14 +114,6 @@ def run_title(run):
     if book_epochs and run["epochs"] != book_epochs:
         return f"{title}, {run['epochs']} of the book's {book_epochs} epochs"
     return title
-
-
-def history_figures(runs, folder):
-    """Each run's loss and accuracy per epoch (``runs``: {name: run}), as <name>-history.png: the figure
-    the listing's own run draws (ch1.outputs.plot_history), titled by :func:`run_title`."""
-    return [outputs.plot_history(run["history"], os.path.join(folder, f"{name}-history.png"),
-                                 f"{run_title(run)}: test accuracy {100 * run['test_accuracy']:.2f}%")
-            for name, run in runs.items()]
 
 
 def confusion_figure(y_true, y_pred):
@@ -232,7 +219,9 @@ def main(argv=None):
     digit = int(np.flatnonzero(y_test == 7)[0])  # the first 7 of the test set
     save(kernel_figure(model, x_test[digit], y_test[digit], who), "cnn-kernel.png")
     save(maxpool_figure(model, x_test[digit], who), "cnn-maxpool.png")
-    written += history_figures(runs, folder)
+    written += [outputs.plot_history(run["history"], os.path.join(folder, f"{name}-history.png"),  # as the listing
+                                     f"{run_title(run)}: test accuracy {100 * run['test_accuracy']:.2f}%")
+                for name, run in runs.items()]
     probabilities = model.predict(prepare_images(x_test, model.input_shape[1:]), batch_size=256, verbose=0)
     y_pred = probabilities.argmax(axis=1)
     save(confusion_figure(y_test, y_pred)[0], "cnn-confusion.png")

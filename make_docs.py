@@ -155,29 +155,17 @@ def book_accuracy(listing, table):
                                      f" ({table} {listing.table}: {table_test}%)")
 
 
-def _claim_table(key, run):
-    listing = LISTINGS[key]
-    return markdown(["", "the book", "this run"], [
-        ["parameters (`Total params`)", f"{listing.params:,}", f"{run['params']:,}"],
-        ["epochs, batch", f"{TABLES[listing.table].epochs}, 128", f"{run['epochs']}, {run['batch_size']}"],
-        ["test accuracy", book_accuracy(listing, "its row of Table"), f"{100 * run['test_accuracy']:.2f}% (`{test_line(run)}`)"],
-        ["training accuracy, last epoch", "—", f"{100 * run['train_accuracy']:.2f}%"]])
-
-
-def _book_table(table_id, found):
-    table = TABLES[table_id]
-    rows = report.summarize(table, found, report.book_budget(table))
-    return (f"Table {table_id}, {table.title}: the book's numbers beside the re-run ({sum(r['n'] for r in rows)} runs, "
-            f"mean ± std over the seeds recorded; `python reproduce.py --table {table_id}`):\n\n"
-            + report.markdown_table(table, rows))
-
-
 def _listing_section(key, run, found):
-    listing = LISTINGS[key]
+    listing, table = LISTINGS[key], TABLES[LISTINGS[key].table]
     head = f"## Listing {listing.number}: `{listing.script}`\n\n{MODELS[key]}.\n"
     if run is None:
         return head + f"\nNot run yet: `python {listing.script} --output-dir results/listings`.\n"
-    parts = [head, _claim_table(key, run), "",
+    rows = report.summarize(table, found, report.book_budget(table))
+    parts = [head, markdown(["", "the book", "this run"], [
+        ["parameters (`Total params`)", f"{listing.params:,}", f"{run['params']:,}"],
+        ["epochs, batch", f"{table.epochs}, 128", f"{run['epochs']}, {run['batch_size']}"],
+        ["test accuracy", book_accuracy(listing, "its row of Table"), f"{100 * run['test_accuracy']:.2f}% (`{test_line(run)}`)"],
+        ["training accuracy, last epoch", "—", f"{100 * run['train_accuracy']:.2f}%"]]), "",
              f"What `python {listing.script}` printed: the summary, then the book's own print (Keras' progress bar "
              f"between them and the `Wrote ...` line after are left out), on {run['device']}, Keras backend "
              f"{run['backend']}, seed {run['seed']}:", "", "```text", summary(listing), "...", test_line(run), "```",
@@ -194,7 +182,9 @@ def _listing_section(key, run, found):
                   "digit and the 26x26 feature maps it yields (Figures 1.4.2-1.4.3), and MaxPooling2D(2) on one "
                   "of them (Figure 1.4.4):", "", _figure("cnn-kernel.png", "a 3x3 kernel and its feature maps"), "",
                   _figure("cnn-maxpool.png", "MaxPooling2D(2) on a feature map"), ""]
-    parts += [_book_table(listing.table, found)]
+    parts += [f"Table {table.id}, {table.title}: the book's numbers beside the re-run ({sum(r['n'] for r in rows)} "
+              f"runs, mean ± std over the seeds recorded; `python reproduce.py --table {table.id}`):\n\n"
+              + report.markdown_table(table, rows)]
     if key == "mlp":
         parts += ["Why the plain-SGD rows fall short at 20 epochs, and what budget reaches the book: "
                   "[the tables' page](tables.md#why-the-books-plain-sgd-rows-beat-the-20-epoch-re-run)."]
