@@ -13,7 +13,6 @@ quiet_startup()  # before Keras loads TensorFlow: its start-up notices stay off 
 
 import argparse
 import importlib
-import json
 import os
 
 import keras
@@ -21,7 +20,7 @@ import numpy as np
 
 from ch1 import outputs, run
 from ch1.cli import Parser, add_data_arg, ensure_output_dir, fail, seed_number
-from ch1.data import one_line, prepare_images
+from ch1.data import prepare_images
 from ch1.run import load_data, run_folder, seed_everything
 import cnn_mnist
 import mnist_sampler

@@ -49,10 +49,10 @@ def first_match(record, row):
     return None
 
 
-def _line(label, epochs, budget, train, test):
+def _line(label, epochs, budget, runs):
     return {"setting": label, "epochs": epochs, "batch_size": budget["batch_size"],
-            "learning_rate": budget["learning_rate"], "n": len(test), "train": (mean(train), std(train)),
-            "test": (mean(test), std(test))}
+            "learning_rate": budget["learning_rate"], "n": len(runs), "train": report.percent(runs, "train_accuracy"),
+            "test": report.percent(runs, "test_accuracy")}
 
 
 def budget_study(records):
@@ -69,10 +69,8 @@ def budget_study(records):
         for label, changes in STUDY_SETTINGS:
             budget = study_budget(table, changes)
             runs = report.runs(records, table_id, number, budget)
-            train = [100 * r["train_accuracy"] for r in runs]
-            test = [100 * r["test_accuracy"] for r in runs]
             if changes.get("epochs") != "longer":
-                line = _line(label, str(budget["epochs"]), budget, train, test)
+                line = _line(label, str(budget["epochs"]), budget, runs)
                 lines.append(line)
                 if runs and _reaches(line["train"][0], line["test"][0], row):
                     gaps = f"(train {line['train'][0] - row.book_train:+.2f}, test {line['test'][0] - row.book_test:+.2f}"
@@ -85,12 +83,12 @@ def budget_study(records):
             curves += [r["history"] for r in with_curve]
             match_epochs = [first_match(r, row) for r in with_curve]
             reached = [(r, e) for r, e in zip(with_curve, match_epochs) if e is not None]
-            lines.append(_line(f"{label}, last epoch", str(budget["epochs"]), budget, train, test))
+            lines.append(_line(f"{label}, last epoch", str(budget["epochs"]), budget, runs))
             epochs = [e for _, e in reached]
             lines.append(_line(f"{label}, first epoch reaching the book",
                                _epochs_text(epochs) if epochs else ("none" if with_curve else "—"), budget,
-                               [100 * r["history"]["accuracy"][e - 1] for r, e in reached],
-                               [100 * r["history"]["val_accuracy"][e - 1] for r, e in reached]))
+                               [{"train_accuracy": r["history"]["accuracy"][e - 1],
+                                 "test_accuracy": r["history"]["val_accuracy"][e - 1]} for r, e in reached]))
             if reached:
                 seeds = "" if len(reached) == len(with_curve) else f" in {len(reached)} of {len(with_curve)} seeds"
                 verdicts.append(f"matches the book at {_epochs_text(epochs)} epochs{seeds} with plain SGD "
