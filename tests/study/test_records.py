@@ -52,9 +52,7 @@ def test_a_record_that_cannot_be_used_is_skipped_with_one_warning(kind, tmp_path
 def test_a_records_file_far_too_large_is_skipped_unread(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(records, "MAX_BYTES", 100)
     (tmp_path / "records.jsonl").write_bytes(json.dumps(GOOD).encode() + b"\n")
-    assert records.read_records(str(tmp_path)) == {}
-    assert capsys.readouterr().err == f"warning: {tmp_path}/records.jsonl: over 100 bytes, not a records file of " \
-        "this project; skipping it\n"
+    assert records.read_records(str(tmp_path)) == {} and "records.jsonl: over 100 bytes" in capsys.readouterr().err
 
 
 def test_a_history_the_reports_cannot_read_is_left_out_and_the_record_counts(tmp_path, capsys):
