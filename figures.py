@@ -3,11 +3,8 @@
 mnist-samples.png (Listing 1.3.1's 25 digits), the three listings' diagrams (<name>.png, as their
 plot_model draws them), cnn-kernel.png and cnn-maxpool.png (Figures 1.4.2-1.4.4 made real with
 the CNN's first layer), <name>-history.png (each run's loss and accuracy per epoch, from its
-<name>.json, as the listing draws it), cnn-confusion.png and cnn-misclassified.png (the CNN on the test digits). A run
-that is not the book's full budget says so in its titles.
-
-    python cnn_mnist.py && python mlp_mnist.py && python rnn_mnist.py   # train (outputs/)
-    python figures.py                                                   # figures into outputs/
+<name>.json, as the listing draws it), cnn-confusion.png and cnn-misclassified.png (the CNN on the test
+digits). A run that is not the book's full budget says so in its titles.
 """
 
 from ch1 import quiet_startup
@@ -16,15 +13,14 @@ quiet_startup()  # before Keras loads TensorFlow: its start-up notices stay off 
 
 import argparse
 import importlib
-import json
 import os
 
 import keras
 import numpy as np
 
-from ch1 import outputs
+from ch1 import outputs, run
 from ch1.cli import Parser, add_data_arg, ensure_output_dir, fail, seed_number
-from ch1.data import one_line, prepare_images
+from ch1.data import prepare_images
 from ch1.run import load_data, run_folder, seed_everything
 import cnn_mnist
 import mnist_sampler
@@ -34,21 +30,16 @@ from study.tables import LISTINGS, TABLES
 plt = outputs.plt
 
 
-def first_conv(model):
-    return next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
-
-
-def feature_maps(model, images):
-    """The first Conv2D layer's output (ReLU applied) for ``images`` shaped (N, 28, 28, 1)."""
-    conv = first_conv(model)
-    return keras.ops.convert_to_numpy(conv(keras.ops.convert_to_tensor(images)))
+def first_conv(model, digit):
+    """The model's first Conv2D layer, and its output (ReLU applied) for ``digit`` (28x28): (26, 26, filters)."""
+    conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+    return conv, keras.ops.convert_to_numpy(conv(keras.ops.convert_to_tensor(prepare_images(digit[None], (28, 28, 1)))))[0]
 
 
 def kernel_figure(model, digit, label, who="the trained CNN"):
     """Figures 1.4.2-1.4.3: a 3x3 kernel over the digit and the 26x26 feature maps it yields."""
-    conv = first_conv(model)
+    conv, maps = first_conv(model, digit)
     kernels, biases = (keras.ops.convert_to_numpy(w) for w in conv.weights)
-    maps = feature_maps(model, prepare_images(digit[None], (28, 28, 1)))[0]  # (26, 26, filters)
     order = np.argsort(-maps.reshape(-1, maps.shape[-1]).std(axis=0))  # the liveliest maps first
     k = int(order[0])
     fig = plt.figure(figsize=(12, 6.5))
@@ -82,10 +73,10 @@ def kernel_figure(model, digit, label, who="the trained CNN"):
 
 def maxpool_figure(model, digit, who="the trained CNN"):
     """Figure 1.4.4: MaxPooling2D(2) on a real feature map, and one 4x4 patch -> 2x2."""
-    maps = feature_maps(model, prepare_images(digit[None], (28, 28, 1)))
-    k = int(np.argmax(maps[0].reshape(-1, maps.shape[-1]).std(axis=0)))
-    pooled = keras.ops.convert_to_numpy(keras.layers.MaxPooling2D(2)(maps))[0, :, :, k]
-    fmap = maps[0, :, :, k]
+    maps = first_conv(model, digit)[1]
+    k = int(np.argmax(maps.reshape(-1, maps.shape[-1]).std(axis=0)))
+    pooled = keras.ops.convert_to_numpy(keras.layers.MaxPooling2D(2)(maps[None]))[0, :, :, k]
+    fmap = maps[:, :, k]
     # The 4x4 patch (aligned to the pooling grid) with the most going on.
     r, c = max(((r, c) for r in range(0, 24, 2) for c in range(0, 24, 2)),
                key=lambda rc: fmap[rc[0]:rc[0] + 4, rc[1]:rc[1] + 4].std())
@@ -122,14 +113,6 @@ def run_title(run):
     if book_epochs and run["epochs"] != book_epochs:
         return f"{title}, {run['epochs']} of the book's {book_epochs} epochs"
     return title
-
-
-def history_figures(runs, folder):
-    """Each run's loss and accuracy per epoch (``runs``: {name: run}), as <name>-history.png: the figure
-    the listing's own run draws (ch1.outputs.plot_history), titled by :func:`run_title`."""
-    return [outputs.plot_history(run["history"], os.path.join(folder, f"{name}-history.png"),
-                                 f"{run_title(run)}: test accuracy {100 * run['test_accuracy']:.2f}%")
-            for name, run in runs.items()]
 
 
 def confusion_figure(y_true, y_pred):
@@ -185,8 +168,6 @@ def parse_args(argv):
 
 def read_run(path):
     """A script's results JSON (<name>.json), read by ch1.run.read_run; else exit with one line."""
-    from ch1 import run
-
     try:
         return run.read_run(path)
     except (OSError, ValueError) as exc:
@@ -237,7 +218,9 @@ def main(argv=None):
     digit = int(np.flatnonzero(y_test == 7)[0])  # the first 7 of the test set
     save(kernel_figure(model, x_test[digit], y_test[digit], who), "cnn-kernel.png")
     save(maxpool_figure(model, x_test[digit], who), "cnn-maxpool.png")
-    written += history_figures(runs, folder)
+    written += [outputs.plot_history(run["history"], os.path.join(folder, f"{name}-history.png"),  # as the listing
+                                     f"{run_title(run)}: test accuracy {100 * run['test_accuracy']:.2f}%")
+                for name, run in runs.items()]
     probabilities = model.predict(prepare_images(x_test, model.input_shape[1:]), batch_size=256, verbose=0)
     y_pred = probabilities.argmax(axis=1)
     save(confusion_figure(y_test, y_pred)[0], "cnn-confusion.png")

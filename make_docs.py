@@ -12,14 +12,15 @@ from ch1 import quiet_startup
 
 quiet_startup()  # the listings' summaries are built with Keras: its start-up notices stay off stderr
 
-import argparse
 import glob
+import importlib
 import json
 import os
 import re
 
 import keras
 
+from ch1.cli import Parser
 from ch1.run import read_run
 from study import cnn_study, records, report
 from study.results import write_text
@@ -37,9 +38,11 @@ def _json(path):
         return json.load(f)
 
 
-def _json_files(folder):
-    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
-        yield path, _json(path)
+def per_file(folder, render, nothing, sep="\n\n", made=""):
+    """A block with one part per JSON file in ``folder`` (one per machine measured), as ``render(path,
+    contents)`` writes it, then ``made``; ``nothing`` where there is none."""
+    parts = [render(path, _json(path)) for path in sorted(glob.glob(os.path.join(folder, "*.json")))]
+    return sep.join(parts) + made if parts else nothing
 
 
 def listing_runs(folder):
@@ -72,9 +75,7 @@ def listings_block(folder):
     runs = listing_runs(folder)
     devices, versions = set(), set()
     for key, listing in LISTINGS.items():
-        run, table_test = runs[key], row(listing.table, listing.row).book_test
-        book = f"{listing.book_test}%" + ("" if table_test == listing.book_test else f" (Table {listing.table}: "
-                                                                                      f"{table_test}%)")
+        run, book = runs[key], book_accuracy(listing, "Table")
         if run is None:
             cells.append([listing.number, f"`{listing.script}`", MODELS[key], f"{listing.params:,}", book,
                           "not run yet", ""])
@@ -97,12 +98,6 @@ MODELS = {
 }
 
 
-def _per_file(folder, render, nothing, source):
-    """A block per JSON file in ``folder`` (one per machine measured), as ``render(path, contents)`` makes it."""
-    blocks = [render(path, b) for path, b in _json_files(folder)]
-    return "\n\n".join(blocks) + f"\n\nMade by `python make_docs.py` from {source}." if blocks else nothing
-
-
 def bench_table(path, b):
     """One training benchmark's JSON (benchmarks/bench_train.py): steady s/epoch, compile s, accuracy, speed-up."""
     return (f"`{path}`: {b['device']}, Keras backend {b['backend']} "
@@ -115,24 +110,10 @@ def bench_table(path, b):
                   f"{r['speedup_vs_plain']:.2f}x" if r["speedup_vs_plain"] else "—"] for r in b["results"]]))
 
 
-def sweep_table(path, b):
-    """One sweep benchmark's JSON (benchmarks/bench_sweep.py): each layout's throughput."""
-    same = "yes" if b["same_numbers"] else "**no**, " + "; ".join(
-        f"{d['trial']}'s test accuracy {100 * d['test_accuracy'][0]:.2f}% against {100 * d['test_accuracy'][1]:.2f}%"
-        for d in b["differ"])
-    return (f"`{path}`: {b['device']}, Keras backend {b['backend']}; {b['trials']} trials of {b['epochs']} epochs "
-            f"each; the same numbers in both layouts: {same}.\n\n" + markdown(
-                ["layout", "wall s", "trials per hour"],
-                [[f"`--workers {layout['workers']}` ({layout['threads_per_worker']} thread(s) each)",
-                  f"{layout['wall_s']:.0f}", f"{layout['trials_per_hour']:.1f}"] for layout in b["layouts"]]))
-
-
-def serve_block(folder):
+def serve_line(path, b):
     """The page's round trip (benchmarks/bench_serve.py), one line per JSON file."""
-    lines = [f"- `{path}`: median **{b['median_ms']:.0f} ms**, p90 {b['p90_ms']:.0f} ms over {b['requests']} "
-             f"requests ({b['model']}, Keras backend {b['backend']}, {b['device']['device']})"
-             for path, b in _json_files(folder)]
-    return "\n".join(lines) or "No round trip measured yet."
+    return (f"- `{path}`: median **{b['median_ms']:.0f} ms**, p90 {b['p90_ms']:.0f} ms over {b['requests']} "
+            f"requests ({b['model']}, Keras backend {b['backend']}, {b['device']['device']})")
 
 
 def photos_table(result):
@@ -142,11 +123,10 @@ def photos_table(result):
                     [[kind, f"{100 * read['hit_rate']:.0f}%", read["refused"]] for kind, read in result["kinds"].items()])
 
 
-def photos_block(folder):
-    blocks = [f"{photos_table(r)}\n\n`{path}`: {r['digits']} test digits per kind, seed {r['seed']}, {r['model']} "
-              f"(Keras backend {r['backend']}, {r['device']['device']}); preparing one {r['photo_size']}-pixel "
-              f"photo takes {r['prepare_ms_median']:.0f} ms (median)." for path, r in _json_files(folder)]
-    return "\n\n".join(blocks) or "No photos read yet."
+def photos_block(path, r):
+    return (f"{photos_table(r)}\n\n`{path}`: {r['digits']} test digits per kind, seed {r['seed']}, {r['model']} "
+            f"(Keras backend {r['backend']}, {r['device']['device']}); preparing one {r['photo_size']}-pixel "
+            f"photo takes {r['prepare_ms_median']:.0f} ms (median).")
 
 
 # --- docs/chapter1.md -------------------------------------------------------------------------
@@ -155,20 +135,11 @@ def photos_block(folder):
 def summary(listing):
     """The summary ``model.summary()`` prints for the listing's model (built, not trained: a fresh
     session each time, so the layer names are the ones a run prints)."""
-    import importlib
-
     keras.backend.clear_session()
     lines = []
     importlib.import_module(listing.module).build_model().summary(
         print_fn=lambda text, line_break=True: lines.append(text))
     return "\n".join(lines).rstrip()
-
-
-def last_epoch(run):
-    """The last epoch as the run's JSON records it: ``2.6 s, training accuracy 0.9825, loss 0.0529``."""
-    history = run["history"]
-    return (f"{run['epoch_seconds'][-1]:.1f} s, training accuracy {history['accuracy'][-1]:.4f}, "
-            f"loss {history['loss'][-1]:.4f}")
 
 
 def _figure(name, alt):
@@ -177,36 +148,29 @@ def _figure(name, alt):
         f"--output-dir docs/figures`)*"
 
 
-def _claim_table(key, run):
-    listing = LISTINGS[key]
+def book_accuracy(listing, table):
+    """The test accuracy the listing states, and its table row's where that differs ("Table 1.4.1: ...")."""
     table_test = row(listing.table, listing.row).book_test
-    book_test = f"{listing.book_test}%" + ("" if table_test == listing.book_test else
-                                          f" (its row of Table {listing.table}: {table_test}%)")
-    return markdown(["", "the book", "this run"], [
-        ["parameters (`Total params`)", f"{listing.params:,}", f"{run['params']:,}"],
-        ["epochs, batch", f"{TABLES[listing.table].epochs}, 128", f"{run['epochs']}, {run['batch_size']}"],
-        ["test accuracy", book_test, f"{100 * run['test_accuracy']:.2f}% (`{test_line(run)}`)"],
-        ["training accuracy, last epoch", "—", f"{100 * run['train_accuracy']:.2f}%"]])
-
-
-def _book_table(table_id, found):
-    table = TABLES[table_id]
-    rows = report.summarize(table, found, report.book_budget(table))
-    return (f"Table {table_id}, {table.title}: the book's numbers beside the re-run ({sum(r['n'] for r in rows)} runs, "
-            f"mean ± std over the seeds recorded; `python reproduce.py --table {table_id}`):\n\n"
-            + report.markdown_table(table, rows))
+    return f"{listing.book_test}%" + ("" if table_test == listing.book_test else
+                                     f" ({table} {listing.table}: {table_test}%)")
 
 
 def _listing_section(key, run, found):
-    listing = LISTINGS[key]
+    listing, table = LISTINGS[key], TABLES[LISTINGS[key].table]
     head = f"## Listing {listing.number}: `{listing.script}`\n\n{MODELS[key]}.\n"
     if run is None:
         return head + f"\nNot run yet: `python {listing.script} --output-dir results/listings`.\n"
-    parts = [head, _claim_table(key, run), "",
+    rows = report.summarize(table, found, report.book_budget(table))
+    parts = [head, markdown(["", "the book", "this run"], [
+        ["parameters (`Total params`)", f"{listing.params:,}", f"{run['params']:,}"],
+        ["epochs, batch", f"{table.epochs}, 128", f"{run['epochs']}, {run['batch_size']}"],
+        ["test accuracy", book_accuracy(listing, "its row of Table"), f"{100 * run['test_accuracy']:.2f}% (`{test_line(run)}`)"],
+        ["training accuracy, last epoch", "—", f"{100 * run['train_accuracy']:.2f}%"]]), "",
              f"What `python {listing.script}` printed: the summary, then the book's own print (Keras' progress bar "
              f"between them and the `Wrote ...` line after are left out), on {run['device']}, Keras backend "
              f"{run['backend']}, seed {run['seed']}:", "", "```text", summary(listing), "...", test_line(run), "```",
-             "", f"Its last epoch ({run['epochs']} of {run['epochs']}), from the run's JSON: {last_epoch(run)}.", ""]
+             "", f"Its last epoch ({run['epochs']} of {run['epochs']}), from the run's JSON: {run['epoch_seconds'][-1]:.1f} s, training "
+             f"accuracy {run['history']['accuracy'][-1]:.4f}, loss {run['history']['loss'][-1]:.4f}.", ""]
     if key == "cnn":
         parts += ["Listing 1.4.2 as the book prints it: the same shapes and counts; Keras 3 numbers its layers "
                   "from `conv2d`, Keras 2 from `conv2d_1`.", "",
@@ -218,7 +182,9 @@ def _listing_section(key, run, found):
                   "digit and the 26x26 feature maps it yields (Figures 1.4.2-1.4.3), and MaxPooling2D(2) on one "
                   "of them (Figure 1.4.4):", "", _figure("cnn-kernel.png", "a 3x3 kernel and its feature maps"), "",
                   _figure("cnn-maxpool.png", "MaxPooling2D(2) on a feature map"), ""]
-    parts += [_book_table(listing.table, found)]
+    parts += [f"Table {table.id}, {table.title}: the book's numbers beside the re-run ({sum(r['n'] for r in rows)} "
+              f"runs, mean ± std over the seeds recorded; `python reproduce.py --table {table.id}`):\n\n"
+              + report.markdown_table(table, rows)]
     if key == "mlp":
         parts += ["Why the plain-SGD rows fall short at 20 epochs, and what budget reaches the book: "
                   "[the tables' page](tables.md#why-the-books-plain-sgd-rows-beat-the-20-epoch-re-run)."]
@@ -261,14 +227,13 @@ def fill(text, name, body):
 
 
 def main(argv=None):
-    argparse.ArgumentParser(description=__doc__.strip().splitlines()[0]).parse_args(argv)
+    Parser(__doc__).parse_args(argv)
     found = records.read_records(RESULTS, quiet=True)
     blocks = {"listings": listings_block(LISTINGS_DIR),
-              "bench": _per_file(f"{RESULTS}/bench", bench_table, "No benchmark recorded yet.",
-                                 "the benchmark's JSON files"),
-              "sweep": _per_file(f"{RESULTS}/bench-sweep", sweep_table, "No sweep benchmark recorded yet.",
-                                 "`benchmarks/bench_sweep.py`'s JSON"), "serve": serve_block(f"{RESULTS}/serve"),
-              "photos": photos_block(f"{RESULTS}/photos")}
+              "bench": per_file(f"{RESULTS}/bench", bench_table, "No benchmark recorded yet.",
+                                made="\n\nMade by `python make_docs.py` from the benchmark's JSON files."),
+              "serve": per_file(f"{RESULTS}/serve", serve_line, "No round trip measured yet.", "\n"),
+              "photos": per_file(f"{RESULTS}/photos", photos_block, "No photos read yet.")}
     texts = {}
     for path in ["README.md"] + sorted(p for p in glob.glob(os.path.join("docs", "*.md")) if p != CHAPTER):
         with open(path) as f:

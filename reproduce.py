@@ -2,14 +2,8 @@
 
 Each row is built by its listing's own ``build_model`` and trained as the listing trains it. Each
 finished (row, seed) run is appended to the records as it ends, so an interrupted sweep resumes where
-it stopped. From all records: per table a Markdown table and a CSV, and RESULTS.md (docs/tables.md).
-
-    python reproduce.py                      # every table, 3 seeds (hours on a CPU)
-    python reproduce.py --table 1.4.1        # one table
-    python reproduce.py --workers 2          # the trials left in 2 processes, each its own share
-    python reproduce.py --shard 0/4          # every 4th trial, from the first: one of 4 machines
-    python reproduce.py --merge              # tables and RESULTS.md from all records, no training
-    python reproduce.py --smoke              # every row, one tiny epoch, into outputs/ (tests and CI)
+it stopped. From all records: per table a Markdown table and a CSV, and RESULTS.md (docs/tables.md;
+resuming, workers and shards: docs/sweeps.md).
 """
 
 from ch1 import quiet_startup
@@ -17,11 +11,14 @@ from ch1 import quiet_startup
 quiet_startup()  # before Keras loads TensorFlow: its start-up notices stay off stderr
 
 import argparse
+import contextlib
+import functools
 import importlib
 import math
 import multiprocessing
 import multiprocessing.util
 import os
+import re
 import signal
 import time
 
@@ -53,17 +50,13 @@ def plan(args):
     return trials[index::count]
 
 
-_DATA = {}
+@functools.cache
+def data_once(data, smoke):
+    """MNIST from ``data``, loaded and checked once per process (the smoke subset with ``smoke``); bad data exits."""
+    return load_data(argparse.Namespace(data=data, smoke=smoke))
 
 
-def data_once(args):
-    """MNIST, loaded and checked once per process (the smoke subset with --smoke); bad data exits."""
-    if "mnist" not in _DATA:
-        _DATA["mnist"] = load_data(args)
-    return _DATA["mnist"]
-
-
-def train_trial(trial, data_args, validation=False, verbose=0):
+def train_trial(trial, data, validation=False, verbose=0):
     """Train one row with one seed as its listing does; return its record (a dict)."""
     table = SWEEPS[trial.table]
     row = table.rows[trial.row - 1]
@@ -71,7 +64,7 @@ def train_trial(trial, data_args, validation=False, verbose=0):
     if verbose:
         print(f"Table {trial.table} row {trial.row} ({row.title}) seed {trial.seed}: {trial.epochs} epochs, "
               f"batch {trial.batch_size}", flush=True)
-    result = train_and_evaluate(builder(listing.build_model, row.variant), row.build, row.optimizer, data_once(data_args),
+    result = train_and_evaluate(builder(listing.build_model, row.variant), row.build, row.optimizer, data_once(*data),
                                 trial.epochs, trial.batch_size, trial.seed, learning_rate=trial.learning_rate,
                                 precision=trial.precision, validation=validation, verbose=verbose)
     return {
@@ -99,17 +92,15 @@ def _threads(count=None):
     if keras.backend.backend() == "torch":
         import torch
 
-        if count:
-            torch.set_num_threads(count)
-        return torch.get_num_threads()
+        return torch.set_num_threads(count) if count else torch.get_num_threads()
     return os.cpu_count()
 
 
-def run_share(trials, data_args, validation, path, label="", verbose=0):
+def run_share(trials, data, validation, path, label="", verbose=0):
     """Train ``trials`` one after another, appending each one's record to ``path`` as it ends, with one
     line of progress each (``label`` first). Runs in a worker process too."""
     for done, trial in enumerate(trials, 1):
-        record = train_trial(trial, data_args, validation, verbose)
+        record = train_trial(trial, data, validation, verbose)
         records.append_record(path, record)
         print(f"{label}[{done}/{len(trials)}] Table {trial.table} row {trial.row} "
               f"({SWEEPS[trial.table].rows[trial.row - 1].title}) seed {trial.seed}: test "
@@ -128,32 +119,18 @@ def start_pool(workers):
     return multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(threads,))
 
 
-def records_path(args):
-    index, count = args.shard
-    return os.path.join(args.results_dir, "records.jsonl" if count == 1 else f"records-shard-{index}of{count}.jsonl")
-
-
 def shard(text):
-    shown = text if len(text) <= 30 else text[:25] + "..."
-    try:
-        index, count = map(int, text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected i/n such as 0/4, got {shown!r}") from None
-    if count > MAX_SHARDS:
-        raise argparse.ArgumentTypeError(f"expected n at most {MAX_SHARDS:,} in i/n, got {shown!r}")
-    if count < 1 or not 0 <= index < count:
-        raise argparse.ArgumentTypeError(f"expected 0 <= i < n in i/n, got {shown!r}")
-    return index, count
+    match = re.fullmatch(r"(\d{1,5})/(\d{1,5})", text)
+    if not match or not 0 <= int(match[1]) < int(match[2]) <= MAX_SHARDS:
+        raise argparse.ArgumentTypeError(f"expected i/n with 0 <= i < n <= {MAX_SHARDS:,}, got {text[:30]!r}")
+    return int(match[1]), int(match[2])
 
 
 def learning_rate(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
-    return value
+    with contextlib.suppress(ValueError):
+        if 0 < float(text) < math.inf:
+            return float(text)
+    raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
 
 
 def parse_args(argv):
@@ -230,21 +207,19 @@ def sweep(args, found):
     in one line and exit 2, a backend that is not recorded or a records file that cannot be appended to."""
     if keras.backend.backend() not in records.BACKENDS:
         fail(f"Keras backend {keras.backend.backend()}: sweeps run on {', '.join(records.BACKENDS)}")
-    path = records_path(args)
-    try:
-        records.check_appendable(path)
-    except records.RecordsError as exc:
-        fail(str(exc))
+    index, count = args.shard
+    path = os.path.join(args.results_dir, "records.jsonl" if count == 1 else f"records-shard-{index}of{count}.jsonl")
     planned = plan(args)
     todo = [t for t in planned if t not in found]
     workers = max(1, min(args.workers, len(todo), os.cpu_count() or 1))
-    print(f"{len(todo)} trials to run ({len(planned) - len(todo)} already recorded) in {workers} process(es); "
-          f"records: {path}", flush=True)
-    if not todo:
-        return
-    data_once(args)  # check the data before any training (bad data exits here)
-    settings = (argparse.Namespace(data=args.data, smoke=args.smoke), args.validation, path)
-    try:
+    settings = ((args.data, args.smoke), args.validation, path)
+    try:  # a records file that cannot be appended to, now or while the sweep runs: one line
+        records.check_appendable(path)
+        print(f"{len(todo)} trials to run ({len(planned) - len(todo)} already recorded) in {workers} process(es); "
+              f"records: {path}", flush=True)
+        if not todo:
+            return
+        data_once(args.data, args.smoke)  # check the data before any training (bad data exits here)
         if workers == 1:  # Keras' line per epoch, then the trial's line
             return run_share(todo, *settings, verbose=2)
         pool = start_pool(workers)
@@ -262,7 +237,7 @@ def sweep(args, found):
             forget(interrupted)
             pool.terminate()
             pool.join()
-    except records.RecordsError as exc:  # the records file made unusable while the sweep ran
+    except records.RecordsError as exc:
         fail(str(exc))
 
 

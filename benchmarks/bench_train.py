@@ -5,8 +5,6 @@ each path, alternating path by path within every repeat, and prints per path the
 epoch (median of epochs 2..E; compilation is the first epoch's excess), the test accuracy and the
 speed-up over plain model.fit. Paths: plain (float32 model.fit) and bfloat16 (Keras' mixed_bfloat16).
 The JSON names the CPU and its speed flags, or the GPU: a speed holds for that machine.
-
-    python -m benchmarks.bench_train --epochs 3 --repeats 3 --paths plain bfloat16
 """
 
 from ch1 import quiet_startup
@@ -23,32 +21,21 @@ import make_docs
 from ch1 import device, outputs
 from ch1.cli import Parser, add_data_arg, positive_int, writable_output_file
 from ch1.run import add_smoke_arg, load_data
+from study.stats import mean, std
 from study.tables import LISTINGS, row
 from study.train import train_and_evaluate
 
 PATHS = ("plain", "bfloat16")
 
 
-def train_once(name, path, data, epochs, batch_size, seed):
-    """One training run of ``epochs`` with ``path``; returns epoch seconds and test accuracy."""
-    listing = LISTINGS[name]
-    settings = row(listing.table, listing.row)
-    result = train_and_evaluate(importlib.import_module(listing.module).build_model, settings.build,
-                                settings.optimizer, data, epochs, batch_size, seed,
-                                precision="bfloat16" if path == "bfloat16" else "float32")
-    return result["epoch_seconds"], result["test_accuracy"], result["model"].dtype_policy.name
-
-
 def summarize(runs):
     """Steady s/epoch (median of epochs 2..E over all repeats), compile s, accuracy mean and std."""
     steady = statistics.median(s for seconds, _ in runs for s in (seconds[1:] or seconds))
-    compile_s = statistics.fmean(max(0.0, seconds[0] - steady) for seconds, _ in runs)
     accuracies = [100 * a for _, a in runs]
-    return {"steady_s_per_epoch": steady, "compile_s": compile_s,
-            "total_s": statistics.fmean(sum(seconds) for seconds, _ in runs),
-            "test_accuracy_mean": statistics.fmean(accuracies),
-            "test_accuracy_std": statistics.stdev(accuracies) if len(accuracies) > 1 else None,  # none with 1 run
-            "repeats": len(runs), "epoch_seconds": [seconds for seconds, _ in runs], "test_accuracy": accuracies}
+    return {"steady_s_per_epoch": steady, "compile_s": mean([max(0.0, seconds[0] - steady) for seconds, _ in runs]),
+            "total_s": mean([sum(seconds) for seconds, _ in runs]), "test_accuracy_mean": mean(accuracies),
+            "test_accuracy_std": std(accuracies), "repeats": len(runs),
+            "epoch_seconds": [seconds for seconds, _ in runs], "test_accuracy": accuracies}
 
 
 def parse_args(argv):
@@ -76,17 +63,21 @@ def main(argv=None):
     for seed in range(args.repeats):
         for name in args.model:
             for path in args.paths:
-                start = time.perf_counter()
-                seconds, accuracy, precision[(name, path)] = train_once(name, path, data, args.epochs,
-                                                                        args.batch_size, seed)
+                start, listing = time.perf_counter(), LISTINGS[name]
+                settings = row(listing.table, listing.row)
+                result = train_and_evaluate(importlib.import_module(listing.module).build_model, settings.build,
+                                            settings.optimizer, data, args.epochs, args.batch_size, seed,
+                                            precision="bfloat16" if path == "bfloat16" else "float32")
+                seconds, accuracy = result["epoch_seconds"], result["test_accuracy"]
+                precision[(name, path)] = result["model"].dtype_policy.name
                 runs[(name, path)].append((seconds, accuracy))
                 print(f"  {name} {path:8s} seed {seed}: {time.perf_counter() - start:6.1f}s, "
                       f"epochs {' '.join(f'{s:.2f}' for s in seconds)}, test {100 * accuracy:.2f}%", flush=True)
     results = [{"model": name, "path": path, "precision": precision[(name, path)], **summarize(done)}
                for (name, path), done in runs.items()]
     for r in results:
-        plain = next((p for p in results if p["model"] == r["model"] and p["path"] == "plain"), None)
-        r["speedup_vs_plain"] = plain["steady_s_per_epoch"] / r["steady_s_per_epoch"] if plain else None
+        plain = [p["steady_s_per_epoch"] for p in results if p["model"] == r["model"] and p["path"] == "plain"]
+        r["speedup_vs_plain"] = plain[0] / r["steady_s_per_epoch"] if plain else None
     report = {**where, "backend": backend, "versions": device.versions(), "epochs": args.epochs,
               "batch_size": args.batch_size, "repeats": args.repeats, "smoke": args.smoke, "results": results}
     print("\n" + make_docs.bench_table(args.json, report))

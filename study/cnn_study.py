@@ -9,8 +9,9 @@ std a + std b) and *clear* when it is more than twice that. Nothing here imports
 import math
 
 from ch1 import outputs
-from study.report import BATCH_SIZE, book_budget, matches, summarize
-from study.stats import markdown, mean, mean_std, std
+from study import report
+from study.report import BATCH_SIZE, book_budget, matches, percent
+from study.stats import markdown, mean, mean_std, plot_curves, std
 from study.tables import LISTINGS, TABLES, VARIANTS
 
 BOOK = ("1.4.1", LISTINGS["cnn"].row)  # Listing 1.4.1's model as printed: its row of Table 1.4.1
@@ -33,8 +34,7 @@ def budget(learning_rate=None):
 
 def runs(found, table_id, number, learning_rate=None):
     """The records of one row at Table 1.4.1's budget (``learning_rate`` None: Keras' default), by seed."""
-    return [r for t, r in sorted(found.items(), key=lambda tr: tr[0].seed)
-            if t.row == number and matches(t, table_id, budget(learning_rate))]
+    return report.runs(found, table_id, number, budget(learning_rate))
 
 
 def in_study(trial):
@@ -48,12 +48,10 @@ def setting(name, records):
     """What a setting's runs give: n, params, train and test accuracy (%) and seconds per epoch, mean
     and std over the seeds; for runs with a test curve, the lowest test accuracy after epoch 1; and
     how many runs' loss stopped being finite (diverged)."""
-    test = [100 * r["test_accuracy"] for r in records]
-    train = [100 * r["train_accuracy"] for r in records]
     per_epoch = [r["fit_seconds"] / r["epochs"] for r in records]
     curves = [r["history"] for r in records if "val_accuracy" in r.get("history", {})]
     return {"name": name, "n": len(records), "params": records[0]["params"] if records else None,
-            "test": (mean(test), std(test)), "train": (mean(train), std(train)),
+            "test": percent(records, "test_accuracy"), "train": percent(records, "train_accuracy"),
             "seconds": (mean(per_epoch), std(per_epoch)), "curves": curves,
             "diverged": sum(1 for r in records if r.get("diverged")),
             "lowest_test": min((100 * min(h["val_accuracy"][1:] or h["val_accuracy"]) for h in curves), default=None)}
@@ -61,9 +59,7 @@ def setting(name, records):
 
 def compare(a, b):
     """How ``b``'s test accuracy stands against ``a``'s: (difference in points, 'no measurable
-    difference' | 'measurably higher' | 'clearly lower' ...), or None while either lacks its seeds."""
-    if a["n"] < SEEDS or b["n"] < SEEDS:
-        return None
+    difference' | 'measurably higher' | 'clearly lower' ...)."""
     (ma, sa), (mb, sb) = a["test"], b["test"]
     diff, spread = mb - ma, (sa or 0.0) + (sb or 0.0)
     if abs(diff) <= spread:
@@ -79,28 +75,22 @@ def study(found):
               setting(f"with BatchNormalization, learning rate {lr:g}", runs(found, *VARIANT["batch-norm"], lr)))
              for lr in LEARNING_RATES]
     points = cnn_and_mlp_points(found, variants)
-    pooling = [book, variants["average-pooling"], variants["strided"]]
-    return {"pooling": {"settings": pooling, "conclusion": _pooling_conclusion(book, pooling[1:])},
-            "padding": {"settings": [book, variants["same"]],
-                        "conclusion": _padding_conclusion(book, variants["same"])},
-            "batch-norm": {"rates": rates, "conclusion": _batch_norm_conclusion(rates)},
+    pooling, padding = [book, variants["average-pooling"], variants["strided"]], [book, variants["same"]]
+    return {"pooling": {"settings": pooling, "conclusion": _not_yet(pooling) or _pooling_conclusion(*pooling)},
+            "padding": {"settings": padding, "conclusion": _not_yet(padding) or _padding_conclusion(*padding)},
+            "batch-norm": {"rates": rates, "conclusion": _not_yet([s for _, a, b in rates for s in (a, b)])
+                           or _batch_norm_conclusion(rates)},
             "cnn-vs-mlp": {"points": points, "conclusion": _cnn_vs_mlp_conclusion(points)}}
 
 
 def _not_yet(settings):
+    """'not measured yet: ...' naming the settings short of their seeds, or None when none is (each
+    conclusion below is written only then)."""
     missing = [f"{s['name']} ({s['n']} of {SEEDS} seeds)" for s in settings if s["n"] < SEEDS]
     return "not measured yet: " + "; ".join(missing) if missing else None
 
 
-def _in_words(verdict):
-    """'no measurable difference in test accuracy', 'a clearly higher test accuracy', ..."""
-    return f"{verdict} in test accuracy" if verdict.startswith("no ") else f"a {verdict} test accuracy"
-
-
-def _pooling_conclusion(book, others):
-    pending = _not_yet([book, *others])
-    if pending:
-        return pending
+def _pooling_conclusion(book, *others):
     verdicts = [(s, compare(book, s)) for s in others]
     words = "; ".join(f"{s['name']}: {verdict} in test accuracy ({diff:+.2f} points, {s['params']:,} params)"
                       for s, (diff, verdict) in verdicts)
@@ -114,9 +104,6 @@ def _pooling_conclusion(book, others):
 
 
 def _padding_conclusion(book, same):
-    pending = _not_yet([book, same])
-    if pending:
-        return pending
     diff, verdict = compare(book, same)
     return (f"the claim holds as a fact of shapes: with padding='same' each Conv2D's maps are its input's size "
             f"(28x28 stays 28x28; 'valid' makes it 26x26), which leaves 7x7 instead of 3x3 maps for the Dense layer "
@@ -125,13 +112,11 @@ def _padding_conclusion(book, same):
 
 
 def _batch_norm_conclusion(rates):
-    pending = _not_yet([s for _, a, b in rates for s in (a, b)])
-    if pending:
-        return pending
     parts, supports = [], []
     for lr, plain, norm in rates:
         diff, verdict = compare(plain, norm)
-        parts.append(f"at {lr:g}, BatchNormalization gives {_in_words(verdict)} ({diff:+.2f} points; "
+        words = f"{verdict} in test accuracy" if verdict.startswith("no ") else f"a {verdict} test accuracy"
+        parts.append(f"at {lr:g}, BatchNormalization gives {words} ({diff:+.2f} points; "
                      f"{mean_std(*plain['test'])} % without, {mean_std(*norm['test'])} % with"
                      + (f"; {plain['diverged']} of {plain['n']} runs without it diverged" if plain["diverged"] else "")
                      + (f"; {norm['diverged']} of {norm['n']} with it diverged" if norm["diverged"] else "") + ")")
@@ -149,12 +134,9 @@ def cnn_and_mlp_points(found, variants):
     points = []
     for table_id, family in (("1.3.2", "MLP"), ("1.4.1", "CNN")):
         table = TABLES[table_id]
-        for r in summarize(table, found, book_budget(table)):
-            if r["n"]:
-                params = next(rec["params"] for t, rec in found.items()
-                              if t.row == r["row"] and matches(t, table_id, book_budget(table)))
-                points.append((family, f"Table {table_id} row {r['row']}: {table.rows[r['row'] - 1].title}", params,
-                               r["test_mean"], r["test_std"], r["n"]))
+        points += [(family, f"Table {table_id} row {r['row']}: {table.rows[r['row'] - 1].title}", r["params"],
+                    r["test_mean"], r["test_std"], r["n"]) for r in report.summarize(table, found, book_budget(table))
+                   if r["n"]]
     points += [("CNN variant", s["name"], s["params"], *s["test"], s["n"]) for s in variants.values() if s["n"]]
     return points
 
@@ -186,8 +168,7 @@ def _cnn_vs_mlp_conclusion(points):
 
 def _cells(s):
     """A setting's n, test accuracy and seconds per epoch, as table cells."""
-    seconds = "—" if s["seconds"][0] is None else mean_std(*s["seconds"], digits=1)
-    return [s["n"], mean_std(*s["test"]), seconds]
+    return [s["n"], mean_std(*s["test"]), mean_std(*s["seconds"], digits=1)]
 
 
 def _table(settings):
@@ -283,16 +264,9 @@ def write_figures(found, folder):
         fig, axes = plt.subplots(1, len(rates), figsize=(5 * len(rates), 4.2), squeeze=False, sharey=True)
         for ax, (lr, plain, norm) in zip(axes[0], rates):
             for s, color, label in ((plain, "C0", "as printed"), (norm, "C1", "BatchNormalization")):
-                for i, history in enumerate(s["curves"]):
-                    epochs = range(1, len(history["accuracy"]) + 1)
-                    ax.plot(epochs, [100 * a for a in history["accuracy"]], color=color, linestyle="--", alpha=0.7,
-                            label=f"{label}, train" if i == 0 else None)
-                    ax.plot(epochs, [100 * a for a in history["val_accuracy"]], color=color, alpha=0.9,
-                            label=f"{label}, test" if i == 0 else None)
+                plot_curves(ax, s["curves"], {"color": color, "linestyle": "--", "alpha": 0.7, "label": f"{label}, train"},
+                            {"color": color, "alpha": 0.9, "label": f"{label}, test"})
             ax.set_title(f"Adam, learning rate {lr:g}", fontsize=10)
-            ax.set_xlabel("epoch")
-            ax.grid(alpha=0.3)
-            outputs.whole_epochs(ax)
         axes[0, 0].set_ylabel("accuracy (%)")
         axes[0, -1].legend(fontsize=8, loc="lower right")
         fig.suptitle("Listing 1.4.1's CNN with and without BatchNormalization: one curve per seed")

@@ -2,10 +2,10 @@
 
 A record is keyed by everything that changes its numbers (:class:`Trial`); records written before the
 backend and precision were recorded are TensorFlow's, in float32. Reading never fails on a record: a
-line cut short by a kill, over MAX_LINE bytes, not UTF-8 JSON, lacking a field, with a field of the
-wrong type, or naming a table, row, backend or precision outside its fixed set (the report files are
-named after them) is skipped with one warning naming the file and line; that trial runs again.
-Nothing here imports Keras.
+line cut short by a kill, not UTF-8 JSON, lacking a field, with a field of the wrong type, or naming a
+table, row, backend or precision outside its fixed set (the report files are named after them) is
+skipped with one warning naming the file and line; that trial runs again. A file over MAX_BYTES is
+skipped unread. Nothing here imports Keras.
 """
 
 import dataclasses
@@ -19,7 +19,7 @@ from study.tables import SWEEPS
 
 BACKENDS = ("tensorflow", "jax", "torch")  # the Keras backends a sweep runs and records
 PRECISIONS = ("float32", "bfloat16")
-MAX_LINE = 2**20  # bytes in one record's line: room for thousands of epochs of four metrics
+MAX_BYTES = 2**26  # a records file: room for thousands of trials with their curves (78 take 250 kB)
 DEFAULTS = {"backend": "tensorflow", "precision": "float32", "learning_rate": None}
 NUMBER = (int, float)
 FIELDS = {"table": str, "row": int, "seed": int, "epochs": int, "batch_size": int, "smoke": bool,
@@ -102,40 +102,28 @@ def read_records(results_dir, quiet=False):
     found = {}
     for path in sorted(glob.glob(os.path.join(glob.escape(results_dir), "records*.jsonl"))):
         try:
-            regular_file(path, "a records file", RecordsError)
+            if regular_file(path, "a records file", RecordsError).st_size > MAX_BYTES:
+                raise RecordsError(f"{path}: over {MAX_BYTES:,} bytes, not a records file of this project")
             with open(path, "rb") as f:
-                for number, line in _lines(f):
-                    why = f"a line over {MAX_LINE:,} bytes" if line is None else None
-                    try:
-                        record = json.loads(line.decode("utf-8")) if line else None
-                    except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
-                        why = "not a whole JSON line (cut short?)"
-                    why = why or check(record)
-                    if why:
-                        say(f"{path}:{number}: skipping an unreadable record ({why}); that trial runs again")
-                        continue
-                    history = curves(record)
-                    record = {key: value for key, value in record.items() if key != "history"}
-                    found[trial_of(record)] = {**record, "history": history} if history else record
+                lines = f.read(MAX_BYTES + 1).split(b"\n")
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    why = check(record := json.loads(line.decode("utf-8")))
+                except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
+                    why = "not a whole JSON line (cut short?)"
+                if why:
+                    say(f"{path}:{number}: skipping an unreadable record ({why}); that trial runs again")
+                    continue
+                history = curves(record)
+                record = {key: value for key, value in record.items() if key != "history"}
+                found[trial_of(record)] = {**record, "history": history} if history else record
         except RecordsError as exc:
             say(f"{exc}; skipping it")
         except OSError as exc:
             say(f"{path}: skipping, cannot read it ({reason(exc)})")
     return found
-
-
-def _lines(f):
-    """``(number, line)`` for each line of the binary file ``f`` that is not blank; a line over MAX_LINE
-    bytes comes as None, read in pieces, never held whole."""
-    number, rest_of_long = 0, False
-    for line in iter(lambda: f.readline(MAX_LINE + 1), b""):
-        if not rest_of_long:
-            number += 1
-            if len(line) > MAX_LINE:
-                yield number, None
-            elif line.strip():
-                yield number, line
-        rest_of_long = len(line) > MAX_LINE and not line.endswith(b"\n")
 
 
 def check_appendable(path):

@@ -24,27 +24,35 @@ def matches(trial, table_id, budget):
     return trial.table == table_id and all(getattr(trial, k) == v for k, v in budget.items())
 
 
+def runs(records, table_id, number, budget):
+    """The records of row ``number`` of a table under ``budget``, by seed."""
+    return sorted((r for t, r in records.items() if t.row == number and matches(t, table_id, budget)),
+                  key=lambda r: r["seed"])
+
+
+def percent(runs, key):
+    """The mean and sample std of ``key`` (an accuracy) over ``runs``, in percent."""
+    values = [100 * r[key] for r in runs]
+    return mean(values), std(values)
+
+
 def summarize(table, records, budget):
     """One dict per row: the book's numbers and the measured ones (percent) under ``budget``."""
     rows = []
     for number, row in enumerate(table.rows, 1):
-        runs = sorted(((t, r) for t, r in records.items() if t.row == number and matches(t, table.id, budget)),
-                      key=lambda tr: tr[0].seed)
-        test = [100 * r["test_accuracy"] for _, r in runs]
-        train = [100 * r["train_accuracy"] for _, r in runs]
-        summary = {"row": number, **row.columns, "book_train": row.book_train, "book_test": row.book_test,
-                   "n": len(runs), "seeds": [t.seed for t, _ in runs],
-                   "train_mean": mean(train), "train_std": std(train),
-                   "test_mean": mean(test), "test_std": std(test),
-                   "seconds_mean": mean([r["fit_seconds"] for _, r in runs])}
+        found = runs(records, table.id, number, budget)
+        (train_mean, train_std), (test_mean, test_std) = percent(found, "train_accuracy"), percent(found, "test_accuracy")
         # How fast a row was still learning when training stopped: the last epoch's rise in training
         # accuracy (points), over the runs whose records keep their per-epoch history.
-        gains = [100 * (acc[-1] - acc[-2]) for acc in ((r.get("history") or {}).get("accuracy", []) for _, r in runs)
+        gains = [100 * (acc[-1] - acc[-2]) for acc in ((r.get("history") or {}).get("accuracy", []) for r in found)
                  if len(acc) > 1]
-        summary["last_epoch_gain"], summary["last_epoch_gain_n"] = mean(gains), len(gains)
-        summary["test_diff"] = None if summary["test_mean"] is None else summary["test_mean"] - row.book_test
-        summary["off"] = summary["test_diff"] is not None and abs(summary["test_diff"]) > OFF_BY
-        rows.append(summary)
+        test_diff = None if test_mean is None else test_mean - row.book_test
+        rows.append({"row": number, **row.columns, "book_train": row.book_train, "book_test": row.book_test,
+                     "n": len(found), "seeds": [r["seed"] for r in found], "params": found[0]["params"] if found else None,
+                     "train_mean": train_mean, "train_std": train_std, "test_mean": test_mean, "test_std": test_std,
+                     "seconds_mean": mean([r["fit_seconds"] for r in found]), "last_epoch_gain": mean(gains),
+                     "last_epoch_gain_n": len(gains), "test_diff": test_diff,
+                     "off": test_diff is not None and abs(test_diff) > OFF_BY})
     return rows
 
 

@@ -10,8 +10,9 @@ import os
 from ch1 import outputs
 from study import cnn_study, sgd_study
 from study.records import read_discussion
-from study.report import BATCH_SIZE, OFF_BY, book_budget, csv_table, markdown_table, matches, still_learning, summarize
-from study.stats import mean, mean_std, std
+from study.report import (BATCH_SIZE, OFF_BY, book_budget, csv_table, markdown_table, matches, percent,
+                          still_learning, summarize)
+from study.stats import mean_std
 from study.tables import TABLES
 
 
@@ -37,31 +38,19 @@ def other_budgets(records, smoke):
     """Records of budgets other than the book's (e.g. more epochs, another batch size), grouped per
     row and setting: a Markdown list, or '' when there are none."""
     found = {}
-    for trial, r in records.items():
-        if trial.table not in TABLES:
-            continue  # the variants have a section of their own
-        table = TABLES[trial.table]
-        if trial.smoke != smoke or matches(trial, trial.table, book_budget(table, smoke, trial.backend,
-                                                                              trial.precision)):
-            continue
-        if not smoke and cnn_study.in_study(trial):
-            continue  # in the section on what the chapter says
-        if not smoke and (trial.table, trial.row) in sgd_study.STUDY_ROWS and any(
-                matches(trial, trial.table, sgd_study.study_budget(table, changes)) for _, changes in sgd_study.STUDY_SETTINGS):
-            continue  # in the budget study's section
-        key = (trial.table, trial.row, trial.epochs, trial.batch_size, trial.learning_rate, trial.backend,
-               trial.precision)
-        found.setdefault(key, []).append(r)
+    for t, r in records.items():
+        if t.table not in TABLES or t.smoke != smoke or not smoke and (cnn_study.in_study(t) or sgd_study.in_study(t)):
+            continue  # the variants and the two studies have sections of their own
+        if not matches(t, t.table, book_budget(TABLES[t.table], smoke, t.backend, t.precision)):  # not in the tables
+            found.setdefault((t.table, t.row, t.epochs, t.batch_size, t.learning_rate, t.backend, t.precision), []).append(r)
     lines = []
     for (table_id, number, epochs, batch, lr, backend, precision), runs in sorted(
             found.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
         row = TABLES[table_id].rows[number - 1]
-        test = [100 * r["test_accuracy"] for r in runs]
-        train = [100 * r["train_accuracy"] for r in runs]
         lr_text = "default learning rate" if lr is None else f"learning rate {lr:g}"
         lines.append(f"- Table {table_id} row {number} ({row.title}), {epochs} epochs, batch {batch}, {lr_text}, "
-                     f"{backend} {precision}: test {mean_std(mean(test), std(test))} %, train "
-                     f"{mean_std(mean(train), std(train))} % (n={len(runs)}; book: test {row.book_test:.2f}, "
+                     f"{backend} {precision}: test {mean_std(*percent(runs, 'test_accuracy'))} %, train "
+                     f"{mean_std(*percent(runs, 'train_accuracy'))} % (n={len(runs)}; book: test {row.book_test:.2f}, "
                      f"train {row.book_train:.2f})")
     return "\n".join(lines)
 
@@ -83,29 +72,26 @@ def write_reports(records, results_dir, report_path, seeds, smoke=False, command
     sections, off = [], []
     for backend, precision in groups(records, smoke):
         default = (backend, precision) == ("tensorflow", "float32")
-        for table_id in sorted(TABLES):
-            table = TABLES[table_id]
+        for table_id, table in sorted(TABLES.items()):
             budget = book_budget(table, smoke, backend, precision)
-            rows = summarize(table, records, budget)
-            where_label = "" if default else f", {backend} {precision}"
+            rows, where_label = summarize(table, records, budget), "" if default else f", {backend} {precision}"
             off += [f"- Table {table_id} row {r['row']} ({table.rows[r['row'] - 1].title}{where_label}): "
                     f"measured test {mean_std(r['test_mean'], r['test_std'])} % (n={r['n']}) against the "
                     f"book's {r['book_test']:.2f} % ({r['test_diff']:+.3f} points)" + still_learning(r)
                     for r in rows if r["off"]]
-            suffix = ("" if default else f"-{backend}-{precision}") + ("-smoke" if smoke else "")
-            write_text(os.path.join(results_dir, f"table-{table_id}{suffix}.md"), markdown_table(table, rows))
-            write_text(os.path.join(results_dir, f"table-{table_id}{suffix}.csv"), csv_table(table, rows))
-            done = sum(r["n"] for r in rows)
+            name = f"table-{table_id}" + ("" if default else f"-{backend}-{precision}") + ("-smoke" if smoke else "")
+            write_text(os.path.join(results_dir, name + ".md"), text := markdown_table(table, rows))
+            write_text(os.path.join(results_dir, name + ".csv"), csv_table(table, rows))
             where = "\n".join(f"- {line}" for line in environments(table_id, records, budget)) or "- no runs yet"
             sections.append(
                 f"## Table {table_id}: {table.title} ({table.listing}.py, {budget['epochs']} epochs, "
                 f"batch {BATCH_SIZE}{where_label})\n\n"
-                f"{done} of {len(rows) * seeds} runs ({len(rows)} rows x {seeds} seeds) are recorded. "
+                f"{sum(r['n'] for r in rows)} of {len(rows) * seeds} runs ({len(rows)} rows x {seeds} seeds) are recorded. "
                 f"Measured numbers are the mean ± sample std over the n seeds recorded for the row "
                 f"(a row with one seed shows its single run, with no spread); "
                 f"train % is the accuracy Keras reports for the last epoch (dropout active). "
                 f"Rows marked in the last column differ from the book's test accuracy by more than {OFF_BY} points.\n\n"
-                f"{markdown_table(table, rows)}\nRan on:\n{where}\n"
+                f"{text}\nRan on:\n{where}\n"
             )
     sections.append(f"## Rows more than {OFF_BY} points from the book\n\n" + ("\n".join(off) or "None so far.") + "\n")
     if not smoke:
@@ -122,13 +108,12 @@ def write_reports(records, results_dir, report_path, seeds, smoke=False, command
     if others:
         sections.append("## Other budgets\n\nRuns recorded with settings other than the book's "
                         "(not in the tables above):\n\n" + others + "\n")
-    discussion = read_discussion(results_dir)
     report = (
         "# Chapter 1 tables, re-run\n\n"
         f"Generated by `{command}` from the records in `{results_dir}/records*.jsonl`; "
         "do not edit by hand (the discussion comes from "
         f"`{results_dir}/discussion.md`). Seeds are 0..n-1; how rows of the book were read is in "
-        "[docs/tables.md](docs/tables.md#how-the-tables-rows-are-read).\n\n" + "\n".join(sections) + "\n" + discussion
-    )
+        "[docs/tables.md](docs/tables.md#how-the-tables-rows-are-read).\n\n" + "\n".join(sections) + "\n"
+        + read_discussion(results_dir))
     write_text(report_path, report)
     return report

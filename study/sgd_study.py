@@ -5,8 +5,9 @@ budget; each tested row is run again longer (the test accuracy after every epoch
 """
 
 from ch1 import outputs
-from study.report import OFF_BY, book_budget, matches, summarize
-from study.stats import markdown, mean, mean_std, std
+from study import report
+from study.report import OFF_BY, book_budget, summarize
+from study.stats import markdown, mean, mean_std, plot_curves, std
 from study.tables import TABLES
 
 # The rows tested, and the settings tried on each beside the book's budget (issue 13).
@@ -26,14 +27,16 @@ def study_budget(table, changes):
     return budget
 
 
-def _reaches(train, test, row):
-    """Whether train and test accuracy (%) come within OFF_BY of the book's numbers, or above them."""
-    return train >= row.book_train - OFF_BY and test >= row.book_test - OFF_BY
+def in_study(trial):
+    """Whether a record is one of this study's own runs (reported here, not among the other budgets)."""
+    return (trial.table, trial.row) in STUDY_ROWS and any(
+        report.matches(trial, trial.table, study_budget(TABLES[trial.table], changes)) for _, changes in STUDY_SETTINGS)
 
 
-def _within(train, test, row):
-    """Whether train and test accuracy (%) are both within OFF_BY of the book's numbers, either way."""
-    return abs(train - row.book_train) <= OFF_BY and abs(test - row.book_test) <= OFF_BY
+def _reaches(train, test, row, above=True):
+    """Whether train and test accuracy (%) both come within OFF_BY of the book's numbers, or (``above``)
+    above them."""
+    return all(-OFF_BY <= gap and (above or gap <= OFF_BY) for gap in (train - row.book_train, test - row.book_test))
 
 
 def first_match(record, row):
@@ -46,10 +49,10 @@ def first_match(record, row):
     return None
 
 
-def _line(label, epochs, budget, train, test):
+def _line(label, epochs, budget, runs):
     return {"setting": label, "epochs": epochs, "batch_size": budget["batch_size"],
-            "learning_rate": budget["learning_rate"], "n": len(test), "train": (mean(train), std(train)),
-            "test": (mean(test), std(test))}
+            "learning_rate": budget["learning_rate"], "n": len(runs), "train": report.percent(runs, "train_accuracy"),
+            "test": report.percent(runs, "test_accuracy")}
 
 
 def budget_study(records):
@@ -65,32 +68,27 @@ def budget_study(records):
         lines, curves, verdicts, match_epochs = [], [], [], []
         for label, changes in STUDY_SETTINGS:
             budget = study_budget(table, changes)
-            runs = [r for t, r in sorted(records.items(), key=lambda tr: tr[0].seed)
-                    if t.row == number and matches(t, table_id, budget)]
-            train = [100 * r["train_accuracy"] for r in runs]
-            test = [100 * r["test_accuracy"] for r in runs]
+            runs = report.runs(records, table_id, number, budget)
             if changes.get("epochs") != "longer":
-                line = _line(label, str(budget["epochs"]), budget, train, test)
+                line = _line(label, str(budget["epochs"]), budget, runs)
                 lines.append(line)
                 if runs and _reaches(line["train"][0], line["test"][0], row):
-                    gaps = (line["train"][0] - row.book_train, line["test"][0] - row.book_test)
-                    if _within(line["train"][0], line["test"][0], row):
-                        verdicts.append(f"matches the book with {label}, {budget['epochs']} epochs")
-                    else:
-                        verdicts.append(f"goes past the book with {label}, {budget['epochs']} epochs "
-                                       f"(train {gaps[0]:+.2f}, test {gaps[1]:+.2f} points)")
+                    gaps = f"(train {line['train'][0] - row.book_train:+.2f}, test {line['test'][0] - row.book_test:+.2f}"
+                    verdicts.append(f"matches the book with {label}, {budget['epochs']} epochs" if _reaches(
+                        line["train"][0], line["test"][0], row, above=False) else
+                        f"goes past the book with {label}, {budget['epochs']} epochs {gaps} points)")
                 continue
             # The longer budget: its last epoch, and where each seed's curve first reaches the book.
             with_curve = [r for r in runs if "val_accuracy" in (r.get("history") or {})]
             curves += [r["history"] for r in with_curve]
             match_epochs = [first_match(r, row) for r in with_curve]
             reached = [(r, e) for r, e in zip(with_curve, match_epochs) if e is not None]
-            lines.append(_line(f"{label}, last epoch", str(budget["epochs"]), budget, train, test))
+            lines.append(_line(f"{label}, last epoch", str(budget["epochs"]), budget, runs))
             epochs = [e for _, e in reached]
             lines.append(_line(f"{label}, first epoch reaching the book",
                                _epochs_text(epochs) if epochs else ("none" if with_curve else "—"), budget,
-                               [100 * r["history"]["accuracy"][e - 1] for r, e in reached],
-                               [100 * r["history"]["val_accuracy"][e - 1] for r, e in reached]))
+                               [{"train_accuracy": r["history"]["accuracy"][e - 1],
+                                 "test_accuracy": r["history"]["val_accuracy"][e - 1]} for r, e in reached]))
             if reached:
                 seeds = "" if len(reached) == len(with_curve) else f" in {len(reached)} of {len(with_curve)} seeds"
                 verdicts.append(f"matches the book at {_epochs_text(epochs)} epochs{seeds} with plain SGD "
@@ -128,7 +126,7 @@ def same_optimizer_elsewhere(records):
             row = table.rows[r["row"] - 1]
             if r["n"] and row.optimizer == "sgd":
                 train_diff = r["train_mean"] - r["book_train"]
-                verdict = "within" if _within(r["train_mean"], r["test_mean"], row) else "not within"
+                verdict = "within" if _reaches(r["train_mean"], r["test_mean"], row, above=False) else "not within"
                 found.append(f"Table {table_id} row {r['row']} ({row.title}, "
                              f"{table.epochs} epochs): train {mean_std(r['train_mean'], r['train_std'])} % "
                              f"against the book's {r['book_train']:.2f} % ({train_diff:+.2f}), test "
@@ -185,7 +183,8 @@ def one_budget(study, table_id):
             return None
         curves += [(TABLES[tid].rows[number - 1], h) for h in full]
     epochs = [e for e in range(1, LONGER[table_id] + 1)
-              if all(_within(100 * h["accuracy"][e - 1], 100 * h["val_accuracy"][e - 1], row) for row, h in curves)]
+              if all(_reaches(100 * h["accuracy"][e - 1], 100 * h["val_accuracy"][e - 1], row, above=False)
+                     for row, h in curves)]
     return epochs, len(curves)
 
 
@@ -206,12 +205,8 @@ def figure(study, path):
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.5), squeeze=False)
     for ax, ((table_id, number), found) in zip(axes.flat, study.items()):
         row = TABLES[table_id].rows[number - 1]
-        for i, history in enumerate(found["curves"]):
-            epochs = range(1, len(history["accuracy"]) + 1)
-            ax.plot(epochs, [100 * a for a in history["accuracy"]], color="C0", alpha=0.8,
-                    label="train (longer budget)" if i == 0 else None)
-            ax.plot(epochs, [100 * a for a in history["val_accuracy"]], color="C1", alpha=0.8,
-                    label="test (longer budget)" if i == 0 else None)
+        plot_curves(ax, found["curves"], {"color": "C0", "alpha": 0.8, "label": "train (longer budget)"},
+                    {"color": "C1", "alpha": 0.8, "label": "test (longer budget)"})
         for i, epoch in enumerate(e for e in found["match_epochs"] if e is not None):
             ax.axvline(epoch, color="0.4", linestyle=":", linewidth=1,
                        label="first reaches the book" if i == 0 else None)
@@ -223,12 +218,9 @@ def figure(study, path):
         ax.axhline(row.book_train, color="C0", linestyle="--", linewidth=1, label="book train")
         ax.axhline(row.book_test, color="C1", linestyle="--", linewidth=1, label="book test")
         ax.set_title(f"Table {table_id} row {number}: {row.title}", fontsize=9)
-        ax.set_xlabel("epoch")
         ax.set_ylabel("accuracy (%)")
         ax.set_ylim(max(80, min(row.book_test, row.book_train) - 8), 100.5)
         ax.set_xlim(0, LONGER[table_id] + 1)
-        ax.grid(alpha=0.3)
-        outputs.whole_epochs(ax)
     # One legend for all panels: every label once, in the order first drawn.
     legend = {}
     for ax in axes.flat:

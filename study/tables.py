@@ -74,15 +74,13 @@ def _mlp_row(layers, regularizer, optimizer, relu, train, test):
 
 
 def _cnn_row(layers, optimizer, regularizer, train, test):
-    build = {"filters": int(layers.split("-")[0]), **_regularizer(regularizer)}
-    columns = {"layers (filters)": layers, "optimizer": optimizer, "regularizer": regularizer}
-    return Row(columns, optimizer.lower(), build, train, test)
+    return Row({"layers (filters)": layers, "optimizer": optimizer, "regularizer": regularizer}, optimizer.lower(),
+               {"filters": int(layers.split("-")[0]), **_regularizer(regularizer)}, train, test)
 
 
 def _rnn_row(units, optimizer, regularizer, train, test):
-    build = {"units": units, **_regularizer(regularizer)}
-    columns = {"units": units, "optimizer": optimizer, "regularizer": regularizer}
-    return Row(columns, optimizer.lower(), build, train, test)
+    return Row({"units": units, "optimizer": optimizer, "regularizer": regularizer}, optimizer.lower(),
+               {"units": units, **_regularizer(regularizer)}, train, test)
 
 
 # The book's tables, row by row, with its train and test accuracy (%).

@@ -16,10 +16,7 @@ from ch1.run import EpochLog, seed_everything
 def make_optimizer(name, learning_rate=None):
     """Keras' optimizer ``name`` ("sgd", "adam", "rmsprop") with its default settings, or with
     ``learning_rate`` instead of the default one."""
-    if learning_rate is None:
-        return name
-    config = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}
-    return config[name](learning_rate=learning_rate)
+    return name if learning_rate is None else type(keras.optimizers.get(name))(learning_rate=learning_rate)
 
 
 def train_and_evaluate(build_model, build_args, optimizer, data, epochs, batch_size, seed, learning_rate=None,

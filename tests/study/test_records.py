@@ -23,7 +23,6 @@ BAD = {
     "cut short by a kill": (line()[:40], "not a whole JSON line (cut short?)"),
     "not UTF-8": (b"\xff\xfe{", "not a whole JSON line"),
     "nested too deeply": (b"[" * 100_000, "not a whole JSON line"),
-    "over the line bound": (line(pad=" " * records.MAX_LINE), "a line over 1,048,576 bytes"),
     "not an object": (b"[1, 2, 3]", "not a JSON object"),
     "a missing field": (json.dumps({"table": "1.4.1", "row": 2}).encode(), "no seed"),
     "a string for a number": (line(test_accuracy="0.6"), "test_accuracy is str"),
@@ -48,6 +47,12 @@ def test_a_record_that_cannot_be_used_is_skipped_with_one_warning(kind, tmp_path
     assert sorted(t.row for t in found) == [1, 3]  # the bad line's trial (row 2) runs again
     assert len(err) == 1 and err[0].startswith(f"warning: {path}:2: skipping an unreadable record ({reason}"), err
     assert "/.." not in err[0] and "../" not in err[0]  # the reason quotes none of the record's text
+
+
+def test_a_records_file_far_too_large_is_skipped_unread(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(records, "MAX_BYTES", 100)
+    (tmp_path / "records.jsonl").write_bytes(json.dumps(GOOD).encode() + b"\n")
+    assert records.read_records(str(tmp_path)) == {} and "records.jsonl: over 100 bytes" in capsys.readouterr().err
 
 
 def test_a_history_the_reports_cannot_read_is_left_out_and_the_record_counts(tmp_path, capsys):
