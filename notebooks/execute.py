@@ -27,7 +27,7 @@ def execute(path, timeout=None):
         notebook.cells = cells[:at] + [nbformat.v4.new_code_cell(OFFLINE)] + cells[at:]
     with tempfile.TemporaryDirectory() as folder:
         nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3", record_timing=False,
-                                resources={"metadata": {"path": folder}}).execute()
+                                coalesce_streams=True, resources={"metadata": {"path": folder}}).execute()
     notebook.cells = cells
     return notebook
 

@@ -3,6 +3,7 @@ their .py twins in sync; the numbers they quote, from results/; their committed 
 ``notebook``, each run top to bottom in quick mode, offline (notebooks/execute.py)."""
 
 import ast
+import json
 import os
 import re
 import runpy
@@ -48,7 +49,8 @@ class AtDefaults(ast.NodeTransformer):
     def visit_BoolOp(self, node):  # `second_units or hidden_units` -> hidden_units
         self.generic_visit(node)
         first = node.values[0]
-        return node.values[1] if isinstance(node.op, ast.Or) and isinstance(first, ast.Constant) and not first.value else node
+        falsy = isinstance(first, ast.Constant) and not first.value
+        return node.values[1] if isinstance(node.op, ast.Or) and falsy else node
 
     def visit_Call(self, node):  # `Dense(units, kernel_regularizer=None)` -> Dense(units): None is Keras' default
         self.generic_visit(node)
@@ -57,14 +59,14 @@ class AtDefaults(ast.NodeTransformer):
 
 
 class FromArgs(ast.NodeTransformer):
-    """The scripts' command line read as the notebook's names: `args.epochs` -> `epochs`; `run.callbacks` dropped."""
+    """The script's command line as the notebook's names: `args.epochs` -> `epochs`; `run.callbacks` dropped."""
 
     def visit_Attribute(self, node):
         return ast.Name(node.attr, ast.Load()) if isinstance(node.value, ast.Name) and node.value.id == "args" else node
 
     def visit_Call(self, node):
         self.generic_visit(node)
-        node.keywords = [k for k in node.keywords if "run" not in {n.id for n in ast.walk(k.value) if isinstance(n, ast.Name)}]
+        node.keywords = [k for k in node.keywords if "run." not in ast.unparse(k.value)]
         return node
 
 
@@ -99,14 +101,14 @@ def listing_code(module):
         else:  # a local, `regularizer = None`, put where it is used
             defaults[stmt.targets[0].id] = stmt.value
     main = FromArgs().visit(functions["main"])
-    parse_args = next(n for n in ast.walk(main) if isinstance(n, ast.Call) and ast.unparse(n.func) == "parse_args")
-    epochs = next(k.value for k in parse_args.keywords if k.arg == "epochs")
+    epochs = next(k.value for n in ast.walk(main) if isinstance(n, ast.Call) and ast.unparse(n.func) == "parse_args"
+                  for k in n.keywords if k.arg == "epochs")
     return steps, calls(main), {**values(tree), "epochs": ast.unparse(epochs)}
 
 
 @pytest.mark.parametrize("module", MODELS)
 def test_model_is_the_listings(module):
-    """Each notebook builds, compiles, trains and tests the listing's model, with its values (not a copy that drifts)."""
+    """Each notebook builds, compiles, trains and tests the listing's model with its values: no copy that drifts."""
     tree = ast.parse("\n".join(c.source for c in notebook(module).cells if c.cell_type == "code"))
     steps, listing_calls, listing_values = listing_code(module)
     assert [ast.unparse(s) for s in tree.body if is_step(s)] == steps
@@ -126,18 +128,43 @@ def test_quoted_numbers(module):
     """The last cell quotes the book's numbers and the project's mean ± std as results/ records them."""
     listing, cells = MODELS[module], notebook(module).cells
     table = TABLES[listing.table]
-    row = summarize(table, read_records(os.path.join(ROOT, "results"), quiet=True), book_budget(table))[listing.row - 1]
+    records = read_records(os.path.join(ROOT, "results"), quiet=True)
+    row = summarize(table, records, book_budget(table))[listing.row - 1]
     assert f"`Total params: {listing.params:,}`" in cells[0].source
+    assert f"(seeds {', '.join(map(str, row['seeds']))}; " in cells[-1].source
     assert f"Table {table.id} row {listing.row})" in cells[-1].source
     assert f"The book:     {listing.book_test:.1f}% (its Table {table.id}: {row['book_test']:.1f}%)" in cells[-1].source
-    assert f"This project: {mean_std(row['test_mean'], row['test_std'])}% (mean ± std over {row['n']} seeds)" in cells[-1].source
+    project = f"This project: {mean_std(row['test_mean'], row['test_std'])}% (mean ± std over {row['n']} seeds)"
+    assert project in cells[-1].source
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_run(name):
+    """The committed notebook shows a full run (the book's epochs), with the results the script's run recorded."""
+    nb, results = notebook(name), os.path.join(ROOT, "results", "listings")
+    text = outputs(nb)
+    assert os.path.getsize(os.path.join(FOLDER, name + ".ipynb")) < 2**20
+    assert not [out for cell in nb.cells for out in cell.get("outputs", []) if out.output_type == "error"]
+    if name == "mnist_sampler":
+        counts = json.load(open(os.path.join(results, "mnist-samples.json")))
+        assert "Train labels:  {%s}" % ", ".join(f"{k}: {v}" for k, v in counts["train_labels"].items()) in text
+        return
+    from ch1.run import read_run  # imports Keras
+
+    run = read_run(os.path.join(results, MODELS[name].name + ".json"))
+    assert f"Epoch {run['epochs']}/{run['epochs']}" in text
+    assert f"\nTest accuracy: {100 * run['test_accuracy']:.1f}%" in text
 
 
 @pytest.mark.notebook
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("name", NAMES)
 def test_quick_run(name, mnist_npz, tmp_path, monkeypatch):
-    """Each notebook runs top to bottom in a fresh kernel, offline, in quick mode (1 epoch on 1,000 images)."""
+    """Each notebook runs top to bottom in a fresh kernel, offline, in quick mode (1 epoch on 1,000 images), in
+    a temporary folder and with no PYTHONPATH: it can import nothing of this project, and installs nothing."""
+    code = "\n".join(c.source for c in notebook(name).cells if c.cell_type == "code")
+    assert not re.search(r"^\s*[!%]|pip install|git clone", code, re.M)  # no shell line, no install, no clone
+    monkeypatch.delenv("PYTHONPATH", raising=False)
     monkeypatch.setenv("CH1_NOTEBOOK_QUICK", "1")
     monkeypatch.setenv("MNIST_DATA", str(mnist_npz))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # Keras writes its keras.json there, not into ~/.keras
