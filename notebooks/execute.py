@@ -1,10 +1,7 @@
-"""Runs the chapter's notebooks here, top to bottom, and saves them with their outputs (readers never need this):
-
+"""Runs the notebooks here, saving them with their outputs (a reader never needs this):
     MNIST_DATA=../shared/mnist/mnist.npz python notebooks/execute.py notebooks/*.ipynb
-
-With MNIST_DATA set, mnist.load_data() reads that file instead of downloading (offline, Keras' own cache will not
-do: it takes only the very bytes it downloads), by a cell run before the data cell and left out of what is saved.
-"""
+With MNIST_DATA set, mnist.load_data() reads that file, not the internet (Keras' cache takes only the bytes it
+downloaded), by a cell run before the data cell and left out of what is saved."""
 
 import os
 import sys

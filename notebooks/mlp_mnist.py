@@ -1,15 +1,13 @@
 # %% [markdown]
 # # Listing 1.3.2: an MLP for MNIST digits
-# *Advanced Deep Learning with Keras* (R. Atienza, Packt 2018), Chapter 1, in Keras 3 as `mlp_mnist.py` runs it.
-# Expected: `Total params: 269,322`, then `Test accuracy: 98.x%` (the book: 98.3%). Beside the book: `keras` imports,
-# a `keras.Input` in place of `input_dim=`, the script's seed. **Run it** in Colab (File > Upload notebook, or Open
-# notebook > GitHub) or Kaggle (File > Import notebook): it needs only what they preinstall.
+# *Advanced Deep Learning with Keras* (Atienza, 2018), Chapter 1, in Keras 3 as `mlp_mnist.py` runs it: `keras` imports,
+# `keras.Input` for `input_dim=`, the script's seed. Expected: `Total params: 269,322`, `Test accuracy: 98.x%` (book:
+# 98.3%). **Run it** in Colab (File > Upload notebook, or Open notebook > GitHub) or Kaggle (File > Import notebook).
 
 # %%
 import os
 
-# The backend ("tensorflow", "jax" or "torch") is chosen before Keras is imported: to switch, restart the runtime.
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # or "jax", "torch": before Keras is imported (to switch, restart)
 import numpy as np
 import keras
 from keras.models import Sequential
@@ -69,7 +67,10 @@ model.add(Dense(num_labels))
 # this is the output for one-hot vector
 model.add(Activation('softmax'))
 model.summary()
-plot_model(model, to_file='mlp-mnist.png', show_shapes=True)  # without pydot and Graphviz: a one-line note
+try:
+    display(plot_model(model, to_file='mlp-mnist.png', show_shapes=True))
+except ImportError as exc:  # no pydot or Graphviz here: Keras says which to install
+    print(exc)
 
 # %%
 # loss function for one-hot vector

@@ -1,15 +1,14 @@
 # %% [markdown]
 # # Listing 1.3.1: MNIST digits, counted and sampled
-# *Advanced Deep Learning with Keras* (R. Atienza, Packt 2018), Chapter 1, in Keras 3 as `mnist_sampler.py` runs it.
-# Expected: `Train labels:  {0: 5923, 1: 6742, ...}`, `Test labels:  {0: 980, 1: 1135, ...}` and 25 digits. Beside
-# the book: `keras` imports, the counts as plain integers (NumPy 2), the script's seed. **Run it** in Colab (File >
-# Upload notebook, or Open notebook > GitHub) or Kaggle (File > Import notebook): it needs only what they preinstall.
+# *Advanced Deep Learning with Keras* (Atienza, 2018), Chapter 1, in Keras 3 as `mnist_sampler.py` runs it: `keras`
+# imports, plain integers in the counts (NumPy 2), the script's seed. Expected:
+# `Train labels:  {0: 5923, 1: 6742, ...}`, `Test labels:  {0: 980, 1: 1135, ...}` and 25 digits. **Run it** in Colab
+# (File > Upload notebook, or Open notebook > GitHub) or Kaggle (File > Import notebook).
 
 # %%
 import os
 
-# The backend ("tensorflow", "jax" or "torch") is chosen before Keras is imported: to switch, restart the runtime.
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # or "jax", "torch": before Keras is imported (to switch, restart)
 import numpy as np
 import keras
 from keras.datasets import mnist
