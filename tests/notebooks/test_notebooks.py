@@ -146,7 +146,8 @@ def test_committed_run(name):
     assert os.path.getsize(os.path.join(FOLDER, name + ".ipynb")) < 2**20
     assert not [out for cell in nb.cells for out in cell.get("outputs", []) if out.output_type == "error"]
     if name == "mnist_sampler":
-        counts = json.load(open(os.path.join(results, "mnist-samples.json")))
+        with open(os.path.join(results, "mnist-samples.json")) as f:
+            counts = json.load(f)
         assert "Train labels:  {%s}" % ", ".join(f"{k}: {v}" for k, v in counts["train_labels"].items()) in text
         return
     from ch1.run import read_run  # imports Keras
