@@ -1,5 +1,5 @@
 """Runs the notebooks here, saving them with their outputs (a reader never needs this):
-    MNIST_DATA=../shared/mnist/mnist.npz python notebooks/execute.py notebooks/*.ipynb
+    MNIST_DATA=/path/to/mnist.npz python notebooks/execute.py notebooks/*.ipynb
 With MNIST_DATA set, mnist.load_data() reads that file, not the internet (Keras' cache takes only the bytes it
 downloaded), by a cell run before the data cell and left out of what is saved."""
 
