@@ -12,6 +12,7 @@ quiet_startup()  # before Keras loads TensorFlow: its start-up notices stay off 
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import importlib
 import math
@@ -40,8 +41,8 @@ MAX_SHARDS = 10_000  # --shard i/n: n at most this (a shard's records file is na
 
 
 def plan(args):
-    """Every trial of the chosen tables, seed by seed (all rows with seed 0 first, then seed 1, ...),
-    so that a partial sweep already fills every row; then the shard's share of them."""
+    """The shard's share of the chosen tables' trials, seed by seed (every row's seed 0 first, then seed
+    1, ...): a partial sweep already fills every row."""
     trials = [records.Trial(table_id, row, seed, 1 if args.smoke else (args.epochs or SWEEPS[table_id].epochs),
                             args.batch_size, args.smoke, keras.backend.backend(), args.precision, args.learning_rate)
               for seed in range(args.seeds) for table_id in args.tables
@@ -67,17 +68,11 @@ def train_trial(trial, data, validation=False, verbose=0):
     result = train_and_evaluate(builder(listing.build_model, row.variant), row.build, row.optimizer, data_once(*data),
                                 trial.epochs, trial.batch_size, trial.seed, learning_rate=trial.learning_rate,
                                 precision=trial.precision, validation=validation, verbose=verbose)
-    return {
-        "table": trial.table, "row": trial.row, "seed": trial.seed, "epochs": trial.epochs,
-        "batch_size": trial.batch_size, "smoke": trial.smoke, "learning_rate": trial.learning_rate,
-        "backend": trial.backend, "precision": trial.precision, "params": result["params"],
-        "train_accuracy": result["train_accuracy"], "test_accuracy": result["test_accuracy"],
-        "fit_seconds": round(sum(result["epoch_seconds"]), 2),
-        "history": {k: [round(v, 5) if math.isfinite(v) else None for v in vs] for k, vs in result["history"].items()},
-        "diverged": result["diverged"],
-        **device.describe(), "threads": _threads(), "versions": device.versions(),
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    return {**dataclasses.asdict(trial), **{k: result[k] for k in ("params", "train_accuracy", "test_accuracy")},
+            "fit_seconds": round(sum(result["epoch_seconds"]), 2),
+            "history": {k: [round(v, 5) if math.isfinite(v) else None for v in vs] for k, vs in result["history"].items()},
+            "diverged": result["diverged"], **device.describe(), "threads": _threads(), "versions": device.versions(),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
 def _threads(count=None):
@@ -112,11 +107,6 @@ def _worker_init(threads):
     """A worker leaves Ctrl-C to the parent (which ends the pool) and uses its share of the cores."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _threads(threads)
-
-
-def start_pool(workers):
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    return multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(threads,))
 
 
 def shard(text):
@@ -202,9 +192,9 @@ def main(argv=None):
 
 
 def sweep(args, found):
-    """Run the planned trials that have no record in ``found`` yet, recording each as it ends: in this
-    process, or with --workers N in N processes, worker k running shard k/N of the trials left. First,
-    in one line and exit 2, a backend that is not recorded or a records file that cannot be appended to."""
+    """Run the planned trials with no record in ``found``, recording each as it ends: here, or with
+    --workers N worker k runs shard k/N of them. A backend not recorded, or records that cannot be
+    appended to: one line, exit 2."""
     if keras.backend.backend() not in records.BACKENDS:
         fail(f"Keras backend {keras.backend.backend()}: sweeps run on {', '.join(records.BACKENDS)}")
     index, count = args.shard
@@ -222,7 +212,8 @@ def sweep(args, found):
         data_once(args.data, args.smoke)  # check the data before any training (bad data exits here)
         if workers == 1:  # Keras' line per epoch, then the trial's line
             return run_share(todo, *settings, verbose=2)
-        pool = start_pool(workers)
+        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init,
+                                                         initargs=(max(1, (os.cpu_count() or 1) // workers),))
 
         def interrupted():  # the workers end with the sweep; what they recorded stays
             pool.terminate()
