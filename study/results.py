@@ -29,8 +29,7 @@ def environments(table_id, records, budget):
 
 def groups(records, smoke):
     """The (backend, precision) pairs on record, TensorFlow float32 (the default) first."""
-    found = {(t.backend, t.precision) for t in records if t.smoke == smoke}
-    found.add(("tensorflow", "float32"))
+    found = {(t.backend, t.precision) for t in records if t.smoke == smoke} | {("tensorflow", "float32")}
     return sorted(found, key=lambda g: (g != ("tensorflow", "float32"), g))
 
 
@@ -63,12 +62,9 @@ def write_text(path, text):
 
 def write_reports(records, results_dir, report_path, seeds, smoke=False, command="python reproduce.py --merge",
                   figure=None):
-    """Per table a Markdown table and a CSV under ``results_dir``, and the report ``report_path``.
-
-    The report covers every table, whichever ones a command trained, so that a sweep of one
-    table never drops the others. Unless ``smoke``, it ends with the budget study, whose figure
-    goes to ``figure`` once any of its runs is recorded. Returns the report's text.
-    """
+    """Per table a Markdown table and a CSV under ``results_dir``, and the report ``report_path`` (every
+    table, whichever a command trained; unless ``smoke``, the two studies, their figures drawn once
+    they have runs: the budget study's to ``figure``, the CNN study's beside it). Returns its text."""
     sections, off = [], []
     for backend, precision in groups(records, smoke):
         default = (backend, precision) == ("tensorflow", "float32")

@@ -34,14 +34,13 @@ def in_study(trial):
 
 
 def _reaches(train, test, row, above=True):
-    """Whether train and test accuracy (%) both come within OFF_BY of the book's numbers, or (``above``)
-    above them."""
+    """Whether train and test accuracy (%) both come within OFF_BY of the book's (``above``: or above)."""
     return all(-OFF_BY <= gap and (above or gap <= OFF_BY) for gap in (train - row.book_train, test - row.book_test))
 
 
 def first_match(record, row):
-    """The first epoch (from 1) at which a run's curve reaches the book's train and test accuracy, or
-    None. Needs the test accuracy after every epoch (``val_accuracy``, reproduce.py --validation)."""
+    """The first epoch (from 1) at which a run's curves (``val_accuracy``: reproduce.py --validation)
+    reach the book's train and test accuracy, or None."""
     history = record.get("history") or {}
     for epoch, (train, test) in enumerate(zip(history.get("accuracy", []), history.get("val_accuracy", [])), 1):
         if _reaches(100 * train, 100 * test, row):
@@ -56,12 +55,9 @@ def _line(label, epochs, budget, runs):
 
 
 def budget_study(records):
-    """The study's findings per tested row: {(table, row): {"lines", "conclusion", "curves", "match_epochs"}}.
-
-    Each line is one point of the row's table: a setting, the epoch read, and the mean ± std of train
-    and test accuracy over the seeds. The longer budget gives two: its last epoch, and the first
-    epoch at which each seed's curve reaches the book (over the seeds that do).
-    """
+    """{(table, row): {"lines", "conclusion", "curves", "match_epochs"}}. A line is a row of the row's table:
+    a setting, the epoch read, train and test accuracy (mean, std over seeds); the longer budget gives two,
+    its last epoch and the first epoch at which each seed's curve reaches the book (the seeds that do)."""
     found = {}
     for table_id, number in STUDY_ROWS:
         table, row = TABLES[table_id], TABLES[table_id].rows[number - 1]
@@ -117,8 +113,8 @@ def _epochs_text(epochs):
 
 
 def same_optimizer_elsewhere(records):
-    """The chapter's SGD rows in the tables that print their budget (Tables 1.4.1 and 1.5.1) at that
-    budget: how close Keras' default SGD comes to the book there, one line each (recorded rows only)."""
+    """How close Keras' default SGD comes to the book in Tables 1.4.1 and 1.5.1 (they print their
+    budget), one line per recorded SGD row."""
     found = []
     for table_id in ("1.4.1", "1.5.1"):
         table = TABLES[table_id]
@@ -171,9 +167,8 @@ def section(study, elsewhere=()):
 
 
 def one_budget(study, table_id):
-    """The epochs at which every longer curve of the table's tested rows is within OFF_BY points of the
-    book's train and test accuracy (both ways), and how many curves that is; None until every tested
-    row of the table has a full-length curve."""
+    """(the epochs at which every longer curve of the table's tested rows is within OFF_BY points of the
+    book's train and test accuracy, the number of curves); None until every such row has a full one."""
     curves = []
     for (tid, number), found in study.items():
         if tid != table_id:
