@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import functools
 import importlib
+import itertools
 import math
 import multiprocessing
 import multiprocessing.util
@@ -162,10 +163,9 @@ def parse_args(argv):
     if args.batch_size > images:
         parser.error(f"argument --batch-size: at most the {images:,} training images"
                      f"{' of --smoke' if args.smoke else ''}, got {args.batch_size:,}")
-    for number in args.rows or ():
-        for table_id in args.tables:
-            if number > len(SWEEPS[table_id].rows):
-                parser.error(f"argument --row: Table {table_id} has {len(SWEEPS[table_id].rows)} rows, not {number}")
+    for number, table_id in itertools.product(args.rows or (), args.tables):
+        if number > len(SWEEPS[table_id].rows):
+            parser.error(f"argument --row: Table {table_id} has {len(SWEEPS[table_id].rows)} rows, not {number}")
     if args.results_dir is None:
         args.results_dir = SMOKE_DIR if args.smoke else "results"
     if args.report is None:

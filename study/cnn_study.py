@@ -90,12 +90,10 @@ def _pooling_conclusion(book, *others):
     verdicts = [(s, compare(book, s)) for s in others]
     words = "; ".join(f"{s['name']}: {verdict} in test accuracy ({diff:+.2f} points, {s['params']:,} params)"
                       for s, (diff, verdict) in verdicts)
-    if all(verdict == "no measurable difference" for _, (_, verdict) in verdicts):
-        lead = ("no measurable difference: at this budget the three reductions train to test accuracies within "
-                "their seed spreads")
-    else:
-        largest = max(abs(diff) for _, (diff, _) in verdicts)
-        lead = f"the measurement supports \"subtle differences\": the largest is {largest:.2f} points of test accuracy"
+    lead = ("no measurable difference: at this budget the three reductions train to test accuracies within their "
+            "seed spreads" if all(verdict == "no measurable difference" for _, (_, verdict) in verdicts) else
+            "the measurement supports \"subtle differences\": the largest is "
+            f"{max(abs(diff) for _, (diff, _) in verdicts):.2f} points of test accuracy")
     return f"{lead}. Against MaxPooling2D(2): {words}."
 
 

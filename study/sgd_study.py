@@ -213,9 +213,8 @@ def figure(study, path):
         ax.axhline(row.book_train, color="C0", linestyle="--", linewidth=1, label="book train")
         ax.axhline(row.book_test, color="C1", linestyle="--", linewidth=1, label="book test")
         ax.set_title(f"Table {table_id} row {number}: {row.title}", fontsize=9)
-        ax.set_ylabel("accuracy (%)")
-        ax.set_ylim(max(80, min(row.book_test, row.book_train) - 8), 100.5)
-        ax.set_xlim(0, LONGER[table_id] + 1)
+        ax.set(ylabel="accuracy (%)", ylim=(max(80, min(row.book_test, row.book_train) - 8), 100.5),
+               xlim=(0, LONGER[table_id] + 1))
     # One legend for all panels: every label once, in the order first drawn.
     legend = {}
     for ax in axes.flat:
