@@ -129,8 +129,7 @@ def confusion_figure(y_true, y_pred):
 
 def misclassified_figure(x_test, y_true, y_pred, probabilities, limit=36):
     wrong = np.flatnonzero(y_true != y_pred)[:limit]
-    cols = 6
-    rows = max(1, int(np.ceil(len(wrong) / cols)))
+    rows, cols = max(1, -(-len(wrong) // 6)), 6
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.6, rows * 1.9), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")

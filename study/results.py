@@ -5,6 +5,7 @@ off the book, the budget study (study.sgd_study), what the chapter says but neve
 (study.cnn_study), and the records of any other budget, listed apart. Nothing here imports Keras.
 """
 
+import collections
 import os
 
 from ch1 import outputs
@@ -18,12 +19,10 @@ from study.tables import TABLES
 
 def environments(table_id, records, budget):
     """Where a table's runs ran: 'backend on device (versions): n runs'."""
-    counts = {}
-    for trial, r in records.items():
-        if matches(trial, table_id, budget):
-            versions = ", ".join(f"{k} {v}" for k, v in (r.get("versions") or {}).items())
-            where = f"Keras backend {trial.backend} on {r.get('device', 'an unrecorded device')} ({versions})"
-            counts[where] = counts.get(where, 0) + 1
+    counts = collections.Counter(
+        f"Keras backend {t.backend} on {r.get('device', 'an unrecorded device')} "
+        f"({', '.join(f'{k} {v}' for k, v in (r.get('versions') or {}).items())})"
+        for t, r in records.items() if matches(t, table_id, budget))
     return [f"{where}: {n} run{'s' * (n != 1)}" for where, n in sorted(counts.items())]
 
 

@@ -4,6 +4,8 @@ budget; each tested row is run again longer (the test accuracy after every epoch
 32 and with learning rate 0.1. Nothing here imports Keras.
 """
 
+import itertools
+
 from ch1 import outputs
 from study import report
 from study.report import OFF_BY, book_budget, summarize
@@ -184,14 +186,9 @@ def one_budget(study, table_id):
 
 
 def _ranges(numbers):
-    """[160, 161, 162, 165, 166] -> '160-162, 165-166'."""
-    spans = []
-    for n in numbers:
-        if spans and n == spans[-1][1] + 1:
-            spans[-1][1] = n
-        else:
-            spans.append([n, n])
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+    """[160, 161, 162, 165, 166] -> '160-162, 165-166' (n - i is one number along each span)."""
+    spans = [[n for _, n in span] for _, span in itertools.groupby(enumerate(numbers), lambda i_n: i_n[1] - i_n[0])]
+    return ", ".join(str(span[0]) if len(span) == 1 else f"{span[0]}-{span[-1]}" for span in spans)
 
 
 def figure(study, path):

@@ -29,8 +29,7 @@ def train_and_evaluate(build_model, build_args, optimizer, data, epochs, batch_s
         model = build_model(**build_args)
         shape = model.input_shape[1:]
         x_train, x_test = prepare_images(x_train, shape), prepare_images(x_test, shape)
-        y_train = keras.utils.to_categorical(y_train, NUM_LABELS)
-        y_test = keras.utils.to_categorical(y_test, NUM_LABELS)
+        y_train, y_test = (keras.utils.to_categorical(y, NUM_LABELS) for y in (y_train, y_test))
         model.compile(loss="categorical_crossentropy", optimizer=make_optimizer(optimizer, learning_rate),
                       metrics=["accuracy"])
         log = EpochLog()
