@@ -1,9 +1,8 @@
-"""What the chapter says but never measures, measured: four claims of the CNN section (pooling,
-padding='same', BatchNormalization with large learning rates, CNN against MLP), from reproduce.py's
-records of Listing 1.4.1's model (Table 1.4.1 row 3) and its variants (study.tables.VARIANTS) at
-Table 1.4.1's budget: the tables, one generated conclusion per claim, and two figures. A difference
-is *measurable* when it is larger than the two settings' seed spreads together (|mean a - mean b| >
-std a + std b) and *clear* when it is more than twice that. Nothing here imports Keras.
+"""What the chapter says but never measures, measured: four claims of the CNN section (pooling, padding='same',
+BatchNormalization with large learning rates, CNN against MLP), from reproduce.py's records of Listing 1.4.1's
+model (Table 1.4.1 row 3) and its variants (study.tables.VARIANTS) at Table 1.4.1's budget: tables, a generated
+conclusion per claim, two figures. A difference is *measurable* when larger than the two settings' seed
+spreads together (|mean a - mean b| > std a + std b), *clear* when more than twice that. Nothing imports Keras.
 """
 
 import math

@@ -1,8 +1,6 @@
-"""The book's tables re-run: per row the book beside the measured mean ± std over seeds, as
-Markdown and CSV (study.results puts them into RESULTS.md).
-
-A table is always at the book's budget (the table's epochs, batch 128, Keras' default learning
-rate), for one Keras backend and precision. Nothing here imports Keras.
+"""The book's tables re-run: per row the book beside the measured mean ± std over seeds, as Markdown and
+CSV (study.results puts them into RESULTS.md), always at the book's budget (the table's epochs, batch 128,
+Keras' default learning rate), for one Keras backend and precision. Nothing here imports Keras.
 """
 
 import csv
@@ -82,9 +80,8 @@ def csv_table(table, rows):
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    for r in rows:
-        writer.writerow({**r, "seeds": " ".join(map(str, r["seeds"])),
-                         **{k: "" if r[k] is None else f"{r[k]:.4f}" for k in
-                            ("train_mean", "train_std", "test_mean", "test_std", "test_diff", "seconds_mean",
-                             "last_epoch_gain")}})
+    writer.writerows({**r, "seeds": " ".join(map(str, r["seeds"])),
+                      **{k: "" if r[k] is None else f"{r[k]:.4f}" for k in
+                         ("train_mean", "train_std", "test_mean", "test_std", "test_diff", "seconds_mean",
+                          "last_epoch_gain")}} for r in rows)
     return buffer.getvalue()

@@ -1,8 +1,6 @@
-"""RESULTS.md and the per-table files, made from all of reproduce.py's records (``--merge``).
-
-The book's tables (study.report), one set per Keras backend and precision on record, the rows
-off the book, the budget study (study.sgd_study), what the chapter says but never measures
-(study.cnn_study), and the records of any other budget, listed apart. Nothing here imports Keras.
+"""RESULTS.md and the per-table files from all of reproduce.py's records (``--merge``): the book's tables
+(study.report), one set per Keras backend and precision on record, the rows off the book, the two studies
+(study.sgd_study, study.cnn_study), and any other budget's records, apart. Nothing here imports Keras.
 """
 
 import collections

@@ -123,11 +123,10 @@ def same_optimizer_elsewhere(records):
         for r in summarize(table, records, book_budget(table)):
             row = table.rows[r["row"] - 1]
             if r["n"] and row.optimizer == "sgd":
-                train_diff = r["train_mean"] - r["book_train"]
                 verdict = "within" if _reaches(r["train_mean"], r["test_mean"], row, above=False) else "not within"
-                found.append(f"Table {table_id} row {r['row']} ({row.title}, "
-                             f"{table.epochs} epochs): train {mean_std(r['train_mean'], r['train_std'])} % "
-                             f"against the book's {r['book_train']:.2f} % ({train_diff:+.2f}), test "
+                found.append(f"Table {table_id} row {r['row']} ({row.title}, {table.epochs} epochs): train "
+                             f"{mean_std(r['train_mean'], r['train_std'])} % against the book's {r['book_train']:.2f} % "
+                             f"({r['train_mean'] - r['book_train']:+.2f}), test "
                              f"{mean_std(r['test_mean'], r['test_std'])} % against {r['book_test']:.2f} % "
                              f"({r['test_diff']:+.2f}), n={r['n']}: {verdict} {OFF_BY} points")
     return found
