@@ -215,8 +215,7 @@ def main(argv=None):
     y_pred = probabilities.argmax(axis=1)
     save(confusion_figure(y_test, y_pred)[0], "cnn-confusion.png")
     save(misclassified_figure(x_test, y_test, y_pred, probabilities), "cnn-misclassified.png")
-    for path in written:
-        print(f"Wrote {path}")
+    print("\n".join(f"Wrote {path}" for path in written))
     return written
 
 

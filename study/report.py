@@ -40,8 +40,7 @@ def summarize(table, records, budget):
     for number, row in enumerate(table.rows, 1):
         found = runs(records, table.id, number, budget)
         (train_mean, train_std), (test_mean, test_std) = percent(found, "train_accuracy"), percent(found, "test_accuracy")
-        # How fast a row was still learning when training stopped: the last epoch's rise in training
-        # accuracy (points), over the runs whose records keep their per-epoch history.
+        # How fast a row was still learning at the end: the last epoch's rise in training accuracy (points).
         gains = [100 * (acc[-1] - acc[-2]) for acc in ((r.get("history") or {}).get("accuracy", []) for r in found)
                  if len(acc) > 1]
         test_diff = None if test_mean is None else test_mean - row.book_test

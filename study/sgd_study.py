@@ -15,18 +15,12 @@ from study.tables import TABLES
 # The rows tested, and the settings tried on each beside the book's budget (issue 13).
 STUDY_ROWS = (("1.3.2", 1), ("1.3.2", 2), ("1.3.2", 4), ("1.3.2", 6), ("1.3.2", 10), ("1.4.1", 1))
 LONGER = {"1.3.2": 200, "1.4.1": 40}  # epochs of the longer budget, with test accuracy after every epoch
-STUDY_SETTINGS = (  # label, then what differs from the book's budget
-    ("the book's budget", {}),
-    ("longer", {"epochs": "longer"}),
-    ("batch 32 (4x the steps)", {"batch_size": 32}),
-    ("learning rate 0.1", {"learning_rate": 0.1}),
-)
+STUDY_SETTINGS = (("the book's budget", {}), ("longer", {"epochs": "longer"}),  # label, what differs from the book
+                  ("batch 32 (4x the steps)", {"batch_size": 32}), ("learning rate 0.1", {"learning_rate": 0.1}))
 
 
 def study_budget(table, changes):
-    budget = book_budget(table)
-    budget.update({k: LONGER[table.id] if v == "longer" else v for k, v in changes.items()})
-    return budget
+    return {**book_budget(table), **{k: LONGER[table.id] if v == "longer" else v for k, v in changes.items()}}
 
 
 def in_study(trial):
@@ -109,9 +103,8 @@ def _closest(lines, row):
 
 def _epochs_text(epochs):
     """'96' for one seed; '127 ± 29 (by seed: 96, 140, 150)' for several."""
-    if len(epochs) == 1:
-        return str(epochs[0])
-    return f"{mean(epochs):.0f} ± {std(epochs):.0f} (by seed: {', '.join(map(str, epochs))})"
+    return str(epochs[0]) if len(epochs) == 1 else \
+        f"{mean(epochs):.0f} ± {std(epochs):.0f} (by seed: {', '.join(map(str, epochs))})"
 
 
 def same_optimizer_elsewhere(records):
