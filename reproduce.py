@@ -110,6 +110,11 @@ def _worker_init(threads):
     _threads(threads)
 
 
+def start_pool(workers):
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    return multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(threads,))
+
+
 def shard(text):
     match = re.fullmatch(r"(\d{1,5})/(\d{1,5})", text)
     if not match or not 0 <= int(match[1]) < int(match[2]) <= MAX_SHARDS:
@@ -212,8 +217,7 @@ def sweep(args, found):
         data_once(args.data, args.smoke)  # check the data before any training (bad data exits here)
         if workers == 1:  # Keras' line per epoch, then the trial's line
             return run_share(todo, *settings, verbose=2)
-        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init,
-                                                         initargs=(max(1, (os.cpu_count() or 1) // workers),))
+        pool = start_pool(workers)
 
         def interrupted():  # the workers end with the sweep; what they recorded stays
             pool.terminate()
