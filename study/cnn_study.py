@@ -205,9 +205,8 @@ def _where(found):
     """The devices named by the records behind claims 1 to 3's seconds, in words."""
     devices = list(dict.fromkeys(r["device"] for t, r in found.items() if r.get("device") and (
         t.table == VARIANTS.id or (t.table, t.row) == BOOK) and not t.smoke and t.epochs == TABLES["1.4.1"].epochs))
-    if not devices:
-        return "on the machine each records"
-    return f"on {'the machine' if len(devices) == 1 else 'the machines'} the records name ({'; '.join(devices)})"
+    return (f"on {'the machine' if len(devices) == 1 else 'the machines'} the records name ({'; '.join(devices)})"
+            if devices else "on the machine each records")
 
 
 def section(found, level=2, figures="docs/figures"):

@@ -38,10 +38,8 @@ def first_match(record, row):
     """The first epoch (from 1) at which a run's curves (``val_accuracy``: reproduce.py --validation)
     reach the book's train and test accuracy, or None."""
     history = record.get("history") or {}
-    for epoch, (train, test) in enumerate(zip(history.get("accuracy", []), history.get("val_accuracy", [])), 1):
-        if _reaches(100 * train, 100 * test, row):
-            return epoch
-    return None
+    pairs = enumerate(zip(history.get("accuracy", []), history.get("val_accuracy", [])), 1)
+    return next((epoch for epoch, (train, test) in pairs if _reaches(100 * train, 100 * test, row)), None)
 
 
 def _line(label, epochs, budget, runs):
