@@ -36,34 +36,35 @@ def first_conv(model, digit):
     return conv, keras.ops.convert_to_numpy(conv(keras.ops.convert_to_tensor(prepare_images(digit[None], (28, 28, 1)))))[0]
 
 
+def _show(ax, image, title, box=None, numbers=None, size=None, **style):
+    """``image`` on ``ax`` (gray unless ``style`` says), titled (font ``size``), with a red square ``box``
+    (x, y, side, line width) and, given ``numbers`` (ax.text keywords), each value written on it."""
+    ax.imshow(image, **{"cmap": "gray", **style})
+    if box:
+        x, y, side, width = box
+        ax.add_patch(plt.Rectangle((x - 0.5, y - 0.5), side, side, fill=False, edgecolor="red", linewidth=width))
+    for (i, j), v in np.ndenumerate(image) if numbers else ():
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", **numbers)
+    ax.set_title(title, **{"fontsize": size} if size else {})
+
+
 def kernel_figure(model, digit, label, who="the trained CNN"):
     """Figures 1.4.2-1.4.3: a 3x3 kernel over the digit and the 26x26 feature maps it yields."""
     conv, maps = first_conv(model, digit)
     kernels, biases = (keras.ops.convert_to_numpy(w) for w in conv.weights)
     order = np.argsort(-maps.reshape(-1, maps.shape[-1]).std(axis=0))  # the liveliest maps first
     k = int(order[0])
+    row, col = np.unravel_index(np.argmax(maps[:, :, k]), maps.shape[:2])
     fig = plt.figure(figsize=(12, 6.5))
     grid = fig.add_gridspec(2, 6)
-    ax = fig.add_subplot(grid[:, :2])
-    ax.imshow(digit, cmap="gray")
-    row, col = np.unravel_index(np.argmax(maps[:, :, k]), maps.shape[:2])
-    ax.add_patch(plt.Rectangle((col - 0.5, row - 0.5), 3, 3, fill=False, edgecolor="red", linewidth=2))
-    ax.set_title(f"test digit '{label}', 28x28, and a 3x3 window", fontsize=10)
-    ax = fig.add_subplot(grid[0, 2])
-    ax.imshow(kernels[:, :, 0, k], cmap="coolwarm")
-    for (i, j), w in np.ndenumerate(kernels[:, :, 0, k]):
-        ax.text(j, i, f"{w:.2f}", ha="center", va="center", fontsize=8)
-    ax.set_title(f"kernel {k} (3x3), bias {biases[k]:.2f}", fontsize=9)
-    ax.axis("off")
-    ax = fig.add_subplot(grid[1, 2])
-    ax.imshow(maps[:, :, k], cmap="gray")
-    ax.add_patch(plt.Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5))
-    ax.set_title(f"its feature map {maps.shape[0]}x{maps.shape[1]}", fontsize=9)
-    ax.axis("off")
+    _show(fig.add_subplot(grid[:, :2]), digit, f"test digit '{label}', 28x28, and a 3x3 window", (col, row, 3, 2), size=10)
+    _show(fig.add_subplot(grid[0, 2]), kernels[:, :, 0, k], f"kernel {k} (3x3), bias {biases[k]:.2f}",
+          numbers={"fontsize": 8}, size=9, cmap="coolwarm")
+    _show(fig.add_subplot(grid[1, 2]), maps[:, :, k], f"its feature map {maps.shape[0]}x{maps.shape[1]}",
+          (col, row, 1, 1.5), size=9)
     for n, f in enumerate(order[1:7]):
-        ax = fig.add_subplot(grid[n // 3, 3 + n % 3])
-        ax.imshow(maps[:, :, f], cmap="gray")
-        ax.set_title(f"feature map {f}", fontsize=9)
+        _show(fig.add_subplot(grid[n // 3, 3 + n % 3]), maps[:, :, f], f"feature map {f}", size=9)
+    for ax in fig.axes[1:]:
         ax.axis("off")
     fig.suptitle(f"First Conv2D layer of {who}: {conv.filters} kernels of 3x3, "
                  f"'valid' padding, 28x28 -> {maps.shape[0]}x{maps.shape[1]} (Figures 1.4.2-1.4.3)")
@@ -81,22 +82,15 @@ def maxpool_figure(model, digit, who="the trained CNN"):
     r, c = max(((r, c) for r in range(0, 24, 2) for c in range(0, 24, 2)),
                key=lambda rc: fmap[rc[0]:rc[0] + 4, rc[1]:rc[1] + 4].std())
     patch = fmap[r:r + 4, c:c + 4]
+    maxed = patch.reshape(2, 2, 2, 2).max(axis=(1, 3))
+    assert np.allclose(pooled[r // 2:r // 2 + 2, c // 2:c // 2 + 2], maxed)
     fig, axes = plt.subplots(1, 4, figsize=(14, 4))
-    axes[0].imshow(fmap, cmap="gray")
-    axes[0].add_patch(plt.Rectangle((c - 0.5, r - 0.5), 4, 4, fill=False, edgecolor="red", linewidth=2))
-    axes[0].set_title(f"feature map {k}: 26x26")
-    axes[1].imshow(pooled, cmap="gray")
-    axes[1].set_title("after MaxPooling2D(2): 13x13")
-    for ax, values, title in ((axes[2], patch, "a 4x4 patch"), (axes[3], patch.reshape(2, 2, 2, 2).max(axis=(1, 3)),
-                                                                 "max of each 2x2: 2x2")):
-        ax.imshow(values, cmap="gray", vmin=fmap.min(), vmax=fmap.max())
-        for (i, j), v in np.ndenumerate(values):
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="red", fontsize=11)
-        ax.set_title(title)
-    assert np.allclose(pooled[r // 2:r // 2 + 2, c // 2:c // 2 + 2], patch.reshape(2, 2, 2, 2).max(axis=(1, 3)))
+    _show(axes[0], fmap, f"feature map {k}: 26x26", (c, r, 4, 2))
+    _show(axes[1], pooled, "after MaxPooling2D(2): 13x13")
+    for ax, values, title in ((axes[2], patch, "a 4x4 patch"), (axes[3], maxed, "max of each 2x2: 2x2")):
+        _show(ax, values, title, numbers={"color": "red", "fontsize": 11}, vmin=fmap.min(), vmax=fmap.max())
     for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set(xticks=[], yticks=[])
     fig.suptitle(f"MaxPooling2D(2) on a real feature map of {who} (Figure 1.4.4)")
     fig.tight_layout()
     return fig
@@ -124,10 +118,7 @@ def confusion_figure(y_true, y_pred):
         if n:
             ax.text(j, i, str(n), ha="center", va="center", fontsize=8,
                     color="white" if matrix[i, j] > matrix.max() / 3 else "black")
-    ax.set_xticks(range(10))
-    ax.set_yticks(range(10))
-    ax.set_xlabel("predicted digit")
-    ax.set_ylabel("true digit")
+    ax.set(xticks=range(10), yticks=range(10), xlabel="predicted digit", ylabel="true digit")
     errors = int(matrix.sum() - np.trace(matrix))
     ax.set_title(f"CNN on {matrix.sum():,} test digits: {errors} errors "
                  f"({100 * np.trace(matrix) / matrix.sum():.2f}% accuracy)")
@@ -138,8 +129,7 @@ def confusion_figure(y_true, y_pred):
 
 def misclassified_figure(x_test, y_true, y_pred, probabilities, limit=36):
     wrong = np.flatnonzero(y_true != y_pred)[:limit]
-    cols = 6
-    rows = max(1, int(np.ceil(len(wrong) / cols)))
+    rows, cols = max(1, -(-len(wrong) // 6)), 6
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.6, rows * 1.9), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
@@ -225,8 +215,7 @@ def main(argv=None):
     y_pred = probabilities.argmax(axis=1)
     save(confusion_figure(y_test, y_pred)[0], "cnn-confusion.png")
     save(misclassified_figure(x_test, y_test, y_pred, probabilities), "cnn-misclassified.png")
-    for path in written:
-        print(f"Wrote {path}")
+    print("\n".join(f"Wrote {path}" for path in written))
     return written
 
 

@@ -16,6 +16,7 @@ import glob
 import importlib
 import json
 import os
+import pathlib
 import re
 
 import keras
@@ -39,15 +40,13 @@ def _json(path):
 
 
 def per_file(folder, render, nothing, sep="\n\n", made=""):
-    """A block with one part per JSON file in ``folder`` (one per machine measured), as ``render(path,
-    contents)`` writes it, then ``made``; ``nothing`` where there is none."""
+    """``render(path, contents)`` of each JSON file in ``folder`` (one per machine), then ``made``; else ``nothing``."""
     parts = [render(path, _json(path)) for path in sorted(glob.glob(os.path.join(folder, "*.json")))]
     return sep.join(parts) + made if parts else nothing
 
 
 def listing_runs(folder):
-    """Each listing's recorded run (results/listings/<name>.json), or None where it has none yet;
-    a --smoke run, or a file that is not a run, stops with one line: the docs show full runs."""
+    """Each listing's run (<folder>/<name>.json) or None; a --smoke run or not a run stops with one line."""
     runs = {}
     for key, listing in LISTINGS.items():
         path = os.path.join(folder, listing.name + ".json")
@@ -76,15 +75,13 @@ def listings_block(folder):
     devices, versions = set(), set()
     for key, listing in LISTINGS.items():
         run, book = runs[key], book_accuracy(listing, "Table")
-        if run is None:
-            cells.append([listing.number, f"`{listing.script}`", MODELS[key], f"{listing.params:,}", book,
-                          "not run yet", ""])
-            continue
-        devices.add(f"{run['backend']} on {run['device']}")
-        versions.add(", ".join(f"{k} {v}" for k, v in run["versions"].items()))
-        cells.append([listing.number, f"`{listing.script}`", MODELS[key], f"{run['params']:,}", book,
-                      f"**{100 * run['test_accuracy']:.2f}%** ({run['epochs']} epochs, seed {run['seed']}, "
-                      f"{run['fit_seconds'] / 60:.0f} min)", f"`{test_line(run)}`"])
+        if run:
+            devices.add(f"{run['backend']} on {run['device']}")
+            versions.add(", ".join(f"{k} {v}" for k, v in run["versions"].items()))
+        cells.append([listing.number, f"`{listing.script}`", MODELS[key], f"{run['params'] if run else listing.params:,}",
+                      book, *(["not run yet", ""] if run is None else [
+                          f"**{100 * run['test_accuracy']:.2f}%** ({run['epochs']} epochs, seed {run['seed']}, "
+                          f"{run['fit_seconds'] / 60:.0f} min)", f"`{test_line(run)}`"])])
     return (markdown(["listing", "file", "model", "params", "the book's test accuracy", "measured here",
                       "the book's print, as a run shows it"], cells) +
             f"\n\nMeasured with {'; '.join(sorted(devices)) or 'nothing yet'} ({'; '.join(sorted(versions))}). "
@@ -133,8 +130,7 @@ def photos_block(path, r):
 
 
 def summary(listing):
-    """The summary ``model.summary()`` prints for the listing's model (built, not trained: a fresh
-    session each time, so the layer names are the ones a run prints)."""
+    """What ``model.summary()`` prints for the listing's model, built in a fresh session (a run's layer names)."""
     keras.backend.clear_session()
     lines = []
     importlib.import_module(listing.module).build_model().summary(
@@ -234,10 +230,8 @@ def main(argv=None):
                                 made="\n\nMade by `python make_docs.py` from the benchmark's JSON files."),
               "serve": per_file(f"{RESULTS}/serve", serve_line, "No round trip measured yet.", "\n"),
               "photos": per_file(f"{RESULTS}/photos", photos_block, "No photos read yet.")}
-    texts = {}
-    for path in ["README.md"] + sorted(p for p in glob.glob(os.path.join("docs", "*.md")) if p != CHAPTER):
-        with open(path) as f:
-            texts[path] = f.read()
+    texts = {path: pathlib.Path(path).read_text() for path in
+             ["README.md"] + sorted(p for p in glob.glob(os.path.join("docs", "*.md")) if p != CHAPTER)}
     for name, body in blocks.items():
         holders = [p for p, text in texts.items() if f"<!-- {name}:begin -->" in text]
         if len(holders) != 1:

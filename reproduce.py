@@ -12,8 +12,10 @@ quiet_startup()  # before Keras loads TensorFlow: its start-up notices stay off 
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import importlib
+import itertools
 import math
 import multiprocessing
 import multiprocessing.util
@@ -40,8 +42,8 @@ MAX_SHARDS = 10_000  # --shard i/n: n at most this (a shard's records file is na
 
 
 def plan(args):
-    """Every trial of the chosen tables, seed by seed (all rows with seed 0 first, then seed 1, ...),
-    so that a partial sweep already fills every row; then the shard's share of them."""
+    """The shard's share of the chosen tables' trials, seed by seed (every row's seed 0 first, then seed
+    1, ...): a partial sweep already fills every row."""
     trials = [records.Trial(table_id, row, seed, 1 if args.smoke else (args.epochs or SWEEPS[table_id].epochs),
                             args.batch_size, args.smoke, keras.backend.backend(), args.precision, args.learning_rate)
               for seed in range(args.seeds) for table_id in args.tables
@@ -67,17 +69,11 @@ def train_trial(trial, data, validation=False, verbose=0):
     result = train_and_evaluate(builder(listing.build_model, row.variant), row.build, row.optimizer, data_once(*data),
                                 trial.epochs, trial.batch_size, trial.seed, learning_rate=trial.learning_rate,
                                 precision=trial.precision, validation=validation, verbose=verbose)
-    return {
-        "table": trial.table, "row": trial.row, "seed": trial.seed, "epochs": trial.epochs,
-        "batch_size": trial.batch_size, "smoke": trial.smoke, "learning_rate": trial.learning_rate,
-        "backend": trial.backend, "precision": trial.precision, "params": result["params"],
-        "train_accuracy": result["train_accuracy"], "test_accuracy": result["test_accuracy"],
-        "fit_seconds": round(sum(result["epoch_seconds"]), 2),
-        "history": {k: [round(v, 5) if math.isfinite(v) else None for v in vs] for k, vs in result["history"].items()},
-        "diverged": result["diverged"],
-        **device.describe(), "threads": _threads(), "versions": device.versions(),
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    return {**dataclasses.asdict(trial), **{k: result[k] for k in ("params", "train_accuracy", "test_accuracy")},
+            "fit_seconds": round(sum(result["epoch_seconds"]), 2),
+            "history": {k: [round(v, 5) if math.isfinite(v) else None for v in vs] for k, vs in result["history"].items()},
+            "diverged": result["diverged"], **device.describe(), "threads": _threads(), "versions": device.versions(),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
 def _threads(count=None):
@@ -172,10 +168,9 @@ def parse_args(argv):
     if args.batch_size > images:
         parser.error(f"argument --batch-size: at most the {images:,} training images"
                      f"{' of --smoke' if args.smoke else ''}, got {args.batch_size:,}")
-    for number in args.rows or ():
-        for table_id in args.tables:
-            if number > len(SWEEPS[table_id].rows):
-                parser.error(f"argument --row: Table {table_id} has {len(SWEEPS[table_id].rows)} rows, not {number}")
+    for number, table_id in itertools.product(args.rows or (), args.tables):
+        if number > len(SWEEPS[table_id].rows):
+            parser.error(f"argument --row: Table {table_id} has {len(SWEEPS[table_id].rows)} rows, not {number}")
     if args.results_dir is None:
         args.results_dir = SMOKE_DIR if args.smoke else "results"
     if args.report is None:
@@ -202,9 +197,9 @@ def main(argv=None):
 
 
 def sweep(args, found):
-    """Run the planned trials that have no record in ``found`` yet, recording each as it ends: in this
-    process, or with --workers N in N processes, worker k running shard k/N of the trials left. First,
-    in one line and exit 2, a backend that is not recorded or a records file that cannot be appended to."""
+    """Run the planned trials with no record in ``found``, recording each as it ends: here, or with
+    --workers N worker k runs shard k/N of them. A backend not recorded, or records that cannot be
+    appended to: one line, exit 2."""
     if keras.backend.backend() not in records.BACKENDS:
         fail(f"Keras backend {keras.backend.backend()}: sweeps run on {', '.join(records.BACKENDS)}")
     index, count = args.shard

@@ -12,6 +12,7 @@ from ch1 import quiet_startup
 quiet_startup()  # before Keras loads TensorFlow: its start-up notices stay off stderr
 
 import importlib
+import itertools
 import statistics
 import time
 
@@ -60,19 +61,17 @@ def main(argv=None):
           f"batch {args.batch_size}, {args.repeats} repeat(s){'; smoke data' if args.smoke else ''}", flush=True)
     runs = {(m, p): [] for m in args.model for p in args.paths}
     precision = {}  # the dtype policy each path's model trained under
-    for seed in range(args.repeats):
-        for name in args.model:
-            for path in args.paths:
-                start, listing = time.perf_counter(), LISTINGS[name]
-                settings = row(listing.table, listing.row)
-                result = train_and_evaluate(importlib.import_module(listing.module).build_model, settings.build,
-                                            settings.optimizer, data, args.epochs, args.batch_size, seed,
-                                            precision="bfloat16" if path == "bfloat16" else "float32")
-                seconds, accuracy = result["epoch_seconds"], result["test_accuracy"]
-                precision[(name, path)] = result["model"].dtype_policy.name
-                runs[(name, path)].append((seconds, accuracy))
-                print(f"  {name} {path:8s} seed {seed}: {time.perf_counter() - start:6.1f}s, "
-                      f"epochs {' '.join(f'{s:.2f}' for s in seconds)}, test {100 * accuracy:.2f}%", flush=True)
+    for seed, name, path in itertools.product(range(args.repeats), args.model, args.paths):
+        start, listing = time.perf_counter(), LISTINGS[name]
+        settings = row(listing.table, listing.row)
+        result = train_and_evaluate(importlib.import_module(listing.module).build_model, settings.build,
+                                    settings.optimizer, data, args.epochs, args.batch_size, seed,
+                                    precision="bfloat16" if path == "bfloat16" else "float32")
+        seconds, accuracy = result["epoch_seconds"], result["test_accuracy"]
+        precision[(name, path)] = result["model"].dtype_policy.name
+        runs[(name, path)].append((seconds, accuracy))
+        print(f"  {name} {path:8s} seed {seed}: {time.perf_counter() - start:6.1f}s, "
+              f"epochs {' '.join(f'{s:.2f}' for s in seconds)}, test {100 * accuracy:.2f}%", flush=True)
     results = [{"model": name, "path": path, "precision": precision[(name, path)], **summarize(done)}
                for (name, path), done in runs.items()]
     for r in results:

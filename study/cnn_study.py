@@ -1,9 +1,8 @@
-"""What the chapter says but never measures, measured: four claims of the CNN section (pooling,
-padding='same', BatchNormalization with large learning rates, CNN against MLP), from reproduce.py's
-records of Listing 1.4.1's model (Table 1.4.1 row 3) and its variants (study.tables.VARIANTS) at
-Table 1.4.1's budget: the tables, one generated conclusion per claim, and two figures. A difference
-is *measurable* when it is larger than the two settings' seed spreads together (|mean a - mean b| >
-std a + std b) and *clear* when it is more than twice that. Nothing here imports Keras.
+"""What the chapter says but never measures, measured: four claims of the CNN section (pooling, padding='same',
+BatchNormalization with large learning rates, CNN against MLP), from reproduce.py's records of Listing 1.4.1's
+model (Table 1.4.1 row 3) and its variants (study.tables.VARIANTS) at Table 1.4.1's budget: tables, a generated
+conclusion per claim, two figures. A difference is *measurable* when larger than the two settings' seed
+spreads together (|mean a - mean b| > std a + std b), *clear* when more than twice that. Nothing imports Keras.
 """
 
 import math
@@ -38,16 +37,14 @@ def runs(found, table_id, number, learning_rate=None):
 
 
 def in_study(trial):
-    """Whether a record is one of this study's own runs at a learning rate of its own (it is reported
-    here, not among the other budgets)."""
+    """Whether a record is this study's own run at a learning rate of its own (reported here, not apart)."""
     return (trial.table, trial.row) == BOOK and trial.learning_rate in LEARNING_RATES and matches(
         trial, BOOK[0], budget(trial.learning_rate))
 
 
 def setting(name, records):
-    """What a setting's runs give: n, params, train and test accuracy (%) and seconds per epoch, mean
-    and std over the seeds; for runs with a test curve, the lowest test accuracy after epoch 1; and
-    how many runs' loss stopped being finite (diverged)."""
+    """A setting's runs: n, params, train and test % and seconds per epoch (mean, std), test curves, the
+    lowest test % after epoch 1, and how many runs diverged (their loss stopped being finite)."""
     per_epoch = [r["fit_seconds"] / r["epochs"] for r in records]
     curves = [r["history"] for r in records if "val_accuracy" in r.get("history", {})]
     return {"name": name, "n": len(records), "params": records[0]["params"] if records else None,
@@ -58,8 +55,7 @@ def setting(name, records):
 
 
 def compare(a, b):
-    """How ``b``'s test accuracy stands against ``a``'s: (difference in points, 'no measurable
-    difference' | 'measurably higher' | 'clearly lower' ...)."""
+    """``b``'s test accuracy against ``a``'s: (points, 'no measurable difference' | 'clearly lower' ...)."""
     (ma, sa), (mb, sb) = a["test"], b["test"]
     diff, spread = mb - ma, (sa or 0.0) + (sb or 0.0)
     if abs(diff) <= spread:
@@ -84,8 +80,7 @@ def study(found):
 
 
 def _not_yet(settings):
-    """'not measured yet: ...' naming the settings short of their seeds, or None when none is (each
-    conclusion below is written only then)."""
+    """'not measured yet: ...' naming the settings short of their seeds, or None when none is."""
     missing = [f"{s['name']} ({s['n']} of {SEEDS} seeds)" for s in settings if s["n"] < SEEDS]
     return "not measured yet: " + "; ".join(missing) if missing else None
 
@@ -94,12 +89,10 @@ def _pooling_conclusion(book, *others):
     verdicts = [(s, compare(book, s)) for s in others]
     words = "; ".join(f"{s['name']}: {verdict} in test accuracy ({diff:+.2f} points, {s['params']:,} params)"
                       for s, (diff, verdict) in verdicts)
-    if all(verdict == "no measurable difference" for _, (_, verdict) in verdicts):
-        lead = ("no measurable difference: at this budget the three reductions train to test accuracies within "
-                "their seed spreads")
-    else:
-        largest = max(abs(diff) for _, (diff, _) in verdicts)
-        lead = f"the measurement supports \"subtle differences\": the largest is {largest:.2f} points of test accuracy"
+    lead = ("no measurable difference: at this budget the three reductions train to test accuracies within their "
+            "seed spreads" if all(verdict == "no measurable difference" for _, (_, verdict) in verdicts) else
+            "the measurement supports \"subtle differences\": the largest is "
+            f"{max(abs(diff) for _, (diff, _) in verdicts):.2f} points of test accuracy")
     return f"{lead}. Against MaxPooling2D(2): {words}."
 
 
@@ -129,8 +122,7 @@ def _batch_norm_conclusion(rates):
 
 
 def cnn_and_mlp_points(found, variants):
-    """One point per MLP and CNN row at the book's budget (Tables 1.3.2 and 1.4.1, and the variants):
-    (family, label, params, test mean, test std, n)."""
+    """(family, label, params, test mean, test std, n) per MLP, CNN and variant row at the book's budget."""
     points = []
     for table_id, family in (("1.3.2", "MLP"), ("1.4.1", "CNN")):
         table = TABLES[table_id]
@@ -210,20 +202,25 @@ CLAIMS = (
 
 
 def _where(found):
-    """The devices named by the records behind claims 1 to 3's seconds (the variants and Listing 1.4.1's
-    own row at Table 1.4.1's budget), in words."""
+    """The devices named by the records behind claims 1 to 3's seconds, in words."""
     devices = list(dict.fromkeys(r["device"] for t, r in found.items() if r.get("device") and (
         t.table == VARIANTS.id or (t.table, t.row) == BOOK) and not t.smoke and t.epochs == TABLES["1.4.1"].epochs))
-    if not devices:
-        return "on the machine each records"
-    return f"on {'the machine' if len(devices) == 1 else 'the machines'} the records name ({'; '.join(devices)})"
+    return (f"on {'the machine' if len(devices) == 1 else 'the machines'} the records name ({'; '.join(devices)})"
+            if devices else "on the machine each records")
 
 
 def section(found, level=2, figures="docs/figures"):
-    """The report's section "What the chapter says, measured" (RESULTS.md; the chapter page, one level
-    down), with links to its figures in ``figures``."""
+    """The section "What the chapter says, measured" (RESULTS.md; the chapter page, one level down),
+    linking its figures in ``figures``."""
     claims = study(found)
     mark = "#" * level
+    rates, points = claims["batch-norm"]["rates"], claims["cnn-vs-mlp"]["points"]
+    bodies = {"pooling": _table(claims["pooling"]["settings"]), "padding": _table(claims["padding"]["settings"]),
+              "batch-norm": _rates_table(rates) + (  # drawn by write_figures only then
+                  f"\n\n![train and test accuracy per epoch at each learning rate]({figures}/{CURVES_FIGURE})"
+                  if _has_curves(rates) else ""),
+              "cnn-vs-mlp": _points_table(points) + (
+                  f"\n\n![test accuracy against parameters]({figures}/{PARAMS_FIGURE})" if points else "")}
     parts = [f"{mark} What the chapter says, measured\n",
              "Four claims of the CNN section, each tested with real runs of Listing 1.4.1's model and one change "
              f"(`study/tables.py`'s `VARIANTS`), at Table 1.4.1's budget: Adam, batch {BATCH_SIZE}, "
@@ -233,19 +230,7 @@ def section(found, level=2, figures="docs/figures"):
              "work and at different times: they are no speed measurement. The runs:\n",
              "```bash", *COMMANDS, "python reproduce.py --merge    # this section and its figures", "```\n"]
     for key, title, text in CLAIMS:
-        claim = claims[key]
-        parts.append(f"{mark}# {title}\n\n{text}\n")
-        if key == "batch-norm":
-            parts.append(_rates_table(claim["rates"]) + "\n")
-            if _has_curves(claim["rates"]):  # then reproduce.py --merge drew the figure (write_figures)
-                parts.append(f"![train and test accuracy per epoch at each learning rate]({figures}/{CURVES_FIGURE})\n")
-        elif key == "cnn-vs-mlp":
-            parts.append(_points_table(claim["points"]) + "\n")
-            if claim["points"]:
-                parts.append(f"![test accuracy against parameters]({figures}/{PARAMS_FIGURE})\n")
-        else:
-            parts.append(_table(claim["settings"]) + "\n")
-        parts.append(f"**Conclusion:** {claim['conclusion']}\n")
+        parts += [f"{mark}# {title}\n\n{text}\n", bodies[key] + "\n", f"**Conclusion:** {claims[key]['conclusion']}\n"]
     return "\n".join(parts)
 
 
@@ -254,8 +239,8 @@ def _has_curves(rates):
 
 
 def write_figures(found, folder):
-    """The two figures, into ``folder``: the curves at each learning rate, and test accuracy against
-    parameters. Returns the paths written."""
+    """Into ``folder``, those of the two figures with data: the curves per learning rate, and test
+    accuracy against parameters. Returns the paths written."""
     claims = study(found)
     plt = outputs.plt
     written = []
@@ -280,11 +265,9 @@ def write_figures(found, folder):
             if mine:
                 ax.errorbar([p[2] for p in mine], [p[3] for p in mine], yerr=[p[4] or 0 for p in mine], fmt=marker,
                             color=color, capsize=3, label=f"{family} ({len(mine)} rows)")
-        ax.set_xscale("log")
-        ax.set_xlabel("parameters (log scale)")
-        ax.set_ylabel("test accuracy (%), mean ± std over seeds")
         low = min(p[3] for p in points)
-        ax.set_ylim(max(low - 1, 0), 100 if math.isfinite(low) else None)
+        ax.set(xscale="log", xlabel="parameters (log scale)", ylabel="test accuracy (%), mean ± std over seeds",
+               ylim=(max(low - 1, 0), 100 if math.isfinite(low) else None))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         ax.set_title("Tables 1.3.2 and 1.4.1 at the book's budget: test accuracy against parameters", fontsize=10)

@@ -1,11 +1,8 @@
 """reproduce.py's records: one JSON line per finished trial in results/records*.jsonl, read and appended.
 
-A record is keyed by everything that changes its numbers (:class:`Trial`); records written before the
-backend and precision were recorded are TensorFlow's, in float32. Reading never fails on a record: a
-line cut short by a kill, not UTF-8 JSON, lacking a field, with a field of the wrong type, or naming a
-table, row, backend or precision outside its fixed set (the report files are named after them) is
-skipped with one warning naming the file and line; that trial runs again. A file over MAX_BYTES is
-skipped unread. Nothing here imports Keras.
+A record is keyed by everything that changes its numbers (:class:`Trial`); records without a backend
+and precision are TensorFlow's, in float32. Reading never fails on a record: an unusable line (:func:`check`)
+is skipped with one warning naming the file and line, and that trial runs again. Nothing here imports Keras.
 """
 
 import dataclasses
@@ -57,7 +54,9 @@ def trial_of(record):
 
 
 def check(record):
-    """Why ``record`` cannot be used (a short reason that quotes none of its text), or None when it can."""
+    """Why ``record`` cannot be used (a short reason that quotes none of its text), or None when it can: a
+    field missing or of the wrong type, out of range, or naming a table, row, backend or precision outside
+    its fixed set (the report files are named after them)."""
     if not isinstance(record, dict):
         return "not a JSON object"
     values = {"versions": {}, **DEFAULTS, **record}
@@ -78,9 +77,8 @@ def check(record):
 
 
 def curves(record):
-    """A (checked) record's accuracies per epoch (CURVES: ``accuracy``, and ``val_accuracy`` where recorded),
-    or None where its history cannot be read as one run's: ``accuracy`` present, one number in 0..1 per
-    epoch in each."""
+    """A (checked) record's CURVES where each holds one number in 0..1 per epoch and ``accuracy`` is
+    there; else None."""
     history = record.get("history")
     kept = {name: history[name] for name in CURVES if name in history} if isinstance(history, dict) else {}
     if "accuracy" in kept and all(isinstance(values, list) and len(values) == record["epochs"] and all(
@@ -95,9 +93,9 @@ def warn(message):
 
 
 def read_records(results_dir, quiet=False):
-    """``{Trial: record}`` from every usable line of ``results_dir``/records*.jsonl (all shards), the last of
-    a trial's records winning; each record's ``history`` its :func:`curves`, or absent. ``quiet``: skip
-    unusable files and lines without a warning."""
+    """``{Trial: record}`` from every usable line of ``results_dir``/records*.jsonl (all shards; a file over
+    MAX_BYTES skipped unread), the last of a trial's records winning, its ``history`` its :func:`curves` or
+    absent. ``quiet``: skip unusable files and lines without a warning."""
     say = (lambda message: None) if quiet else warn
     found = {}
     for path in sorted(glob.glob(os.path.join(glob.escape(results_dir), "records*.jsonl"))):
@@ -127,8 +125,7 @@ def read_records(results_dir, quiet=False):
 
 
 def check_appendable(path):
-    """Before a sweep trains: RecordsError unless records can be appended at ``path`` (missing, or a
-    regular file that is not a symbolic link)."""
+    """RecordsError unless ``path`` is missing or a regular file that is not a symbolic link."""
     if os.path.islink(path):
         raise RecordsError(f"{path}: a symbolic link; records are not written through one")
     if os.path.lexists(path):
@@ -158,8 +155,7 @@ def append_record(path, record):
 
 
 def read_discussion(results_dir):
-    """``results_dir``/discussion.md, the hand-written end of RESULTS.md: '' when there is none, and with
-    one warning when it cannot be read as UTF-8 text."""
+    """``results_dir``/discussion.md, the hand-written end of RESULTS.md; '' if none or unreadable (warned)."""
     path = os.path.join(results_dir, "discussion.md")
     try:
         with open(path, encoding="utf-8") as f:

@@ -1,8 +1,6 @@
-"""The book's tables re-run: per row the book beside the measured mean ± std over seeds, as
-Markdown and CSV (study.results puts them into RESULTS.md).
-
-A table is always at the book's budget (the table's epochs, batch 128, Keras' default learning
-rate), for one Keras backend and precision. Nothing here imports Keras.
+"""The book's tables re-run: per row the book beside the measured mean ± std over seeds, as Markdown and
+CSV (study.results puts them into RESULTS.md), always at the book's budget (the table's epochs, batch 128,
+Keras' default learning rate), for one Keras backend and precision. Nothing here imports Keras.
 """
 
 import csv
@@ -42,8 +40,7 @@ def summarize(table, records, budget):
     for number, row in enumerate(table.rows, 1):
         found = runs(records, table.id, number, budget)
         (train_mean, train_std), (test_mean, test_std) = percent(found, "train_accuracy"), percent(found, "test_accuracy")
-        # How fast a row was still learning when training stopped: the last epoch's rise in training
-        # accuracy (points), over the runs whose records keep their per-epoch history.
+        # How fast a row was still learning at the end: the last epoch's rise in training accuracy (points).
         gains = [100 * (acc[-1] - acc[-2]) for acc in ((r.get("history") or {}).get("accuracy", []) for r in found)
                  if len(acc) > 1]
         test_diff = None if test_mean is None else test_mean - row.book_test
@@ -82,9 +79,8 @@ def csv_table(table, rows):
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    for r in rows:
-        writer.writerow({**r, "seeds": " ".join(map(str, r["seeds"])),
-                         **{k: "" if r[k] is None else f"{r[k]:.4f}" for k in
-                            ("train_mean", "train_std", "test_mean", "test_std", "test_diff", "seconds_mean",
-                             "last_epoch_gain")}})
+    writer.writerows({**r, "seeds": " ".join(map(str, r["seeds"])),
+                      **{k: "" if r[k] is None else f"{r[k]:.4f}" for k in
+                         ("train_mean", "train_std", "test_mean", "test_std", "test_diff", "seconds_mean",
+                          "last_epoch_gain")}} for r in rows)
     return buffer.getvalue()

@@ -1,10 +1,9 @@
-"""RESULTS.md and the per-table files, made from all of reproduce.py's records (``--merge``).
-
-The book's tables (study.report), one set per Keras backend and precision on record, the rows
-off the book, the budget study (study.sgd_study), what the chapter says but never measures
-(study.cnn_study), and the records of any other budget, listed apart. Nothing here imports Keras.
+"""RESULTS.md and the per-table files from all of reproduce.py's records (``--merge``): the book's tables
+(study.report), one set per Keras backend and precision on record, the rows off the book, the two studies
+(study.sgd_study, study.cnn_study), and any other budget's records, apart. Nothing here imports Keras.
 """
 
+import collections
 import os
 
 from ch1 import outputs
@@ -18,19 +17,16 @@ from study.tables import TABLES
 
 def environments(table_id, records, budget):
     """Where a table's runs ran: 'backend on device (versions): n runs'."""
-    counts = {}
-    for trial, r in records.items():
-        if matches(trial, table_id, budget):
-            versions = ", ".join(f"{k} {v}" for k, v in (r.get("versions") or {}).items())
-            where = f"Keras backend {trial.backend} on {r.get('device', 'an unrecorded device')} ({versions})"
-            counts[where] = counts.get(where, 0) + 1
+    counts = collections.Counter(
+        f"Keras backend {t.backend} on {r.get('device', 'an unrecorded device')} "
+        f"({', '.join(f'{k} {v}' for k, v in (r.get('versions') or {}).items())})"
+        for t, r in records.items() if matches(t, table_id, budget))
     return [f"{where}: {n} run{'s' * (n != 1)}" for where, n in sorted(counts.items())]
 
 
 def groups(records, smoke):
     """The (backend, precision) pairs on record, TensorFlow float32 (the default) first."""
-    found = {(t.backend, t.precision) for t in records if t.smoke == smoke}
-    found.add(("tensorflow", "float32"))
+    found = {(t.backend, t.precision) for t in records if t.smoke == smoke} | {("tensorflow", "float32")}
     return sorted(found, key=lambda g: (g != ("tensorflow", "float32"), g))
 
 
@@ -63,12 +59,9 @@ def write_text(path, text):
 
 def write_reports(records, results_dir, report_path, seeds, smoke=False, command="python reproduce.py --merge",
                   figure=None):
-    """Per table a Markdown table and a CSV under ``results_dir``, and the report ``report_path``.
-
-    The report covers every table, whichever ones a command trained, so that a sweep of one
-    table never drops the others. Unless ``smoke``, it ends with the budget study, whose figure
-    goes to ``figure`` once any of its runs is recorded. Returns the report's text.
-    """
+    """Per table a Markdown table and a CSV under ``results_dir``, and the report ``report_path`` (every
+    table, whichever a command trained; unless ``smoke``, the two studies, their figures drawn once
+    they have runs: the budget study's to ``figure``, the CNN study's beside it). Returns its text."""
     sections, off = [], []
     for backend, precision in groups(records, smoke):
         default = (backend, precision) == ("tensorflow", "float32")

@@ -4,6 +4,8 @@ budget; each tested row is run again longer (the test accuracy after every epoch
 32 and with learning rate 0.1. Nothing here imports Keras.
 """
 
+import itertools
+
 from ch1 import outputs
 from study import report
 from study.report import OFF_BY, book_budget, summarize
@@ -13,18 +15,12 @@ from study.tables import TABLES
 # The rows tested, and the settings tried on each beside the book's budget (issue 13).
 STUDY_ROWS = (("1.3.2", 1), ("1.3.2", 2), ("1.3.2", 4), ("1.3.2", 6), ("1.3.2", 10), ("1.4.1", 1))
 LONGER = {"1.3.2": 200, "1.4.1": 40}  # epochs of the longer budget, with test accuracy after every epoch
-STUDY_SETTINGS = (  # label, then what differs from the book's budget
-    ("the book's budget", {}),
-    ("longer", {"epochs": "longer"}),
-    ("batch 32 (4x the steps)", {"batch_size": 32}),
-    ("learning rate 0.1", {"learning_rate": 0.1}),
-)
+STUDY_SETTINGS = (("the book's budget", {}), ("longer", {"epochs": "longer"}),  # label, what differs from the book
+                  ("batch 32 (4x the steps)", {"batch_size": 32}), ("learning rate 0.1", {"learning_rate": 0.1}))
 
 
 def study_budget(table, changes):
-    budget = book_budget(table)
-    budget.update({k: LONGER[table.id] if v == "longer" else v for k, v in changes.items()})
-    return budget
+    return {**book_budget(table), **{k: LONGER[table.id] if v == "longer" else v for k, v in changes.items()}}
 
 
 def in_study(trial):
@@ -34,19 +30,16 @@ def in_study(trial):
 
 
 def _reaches(train, test, row, above=True):
-    """Whether train and test accuracy (%) both come within OFF_BY of the book's numbers, or (``above``)
-    above them."""
+    """Whether train and test accuracy (%) both come within OFF_BY of the book's (``above``: or above)."""
     return all(-OFF_BY <= gap and (above or gap <= OFF_BY) for gap in (train - row.book_train, test - row.book_test))
 
 
 def first_match(record, row):
-    """The first epoch (from 1) at which a run's curve reaches the book's train and test accuracy, or
-    None. Needs the test accuracy after every epoch (``val_accuracy``, reproduce.py --validation)."""
+    """The first epoch (from 1) at which a run's curves (``val_accuracy``: reproduce.py --validation)
+    reach the book's train and test accuracy, or None."""
     history = record.get("history") or {}
-    for epoch, (train, test) in enumerate(zip(history.get("accuracy", []), history.get("val_accuracy", [])), 1):
-        if _reaches(100 * train, 100 * test, row):
-            return epoch
-    return None
+    pairs = enumerate(zip(history.get("accuracy", []), history.get("val_accuracy", [])), 1)
+    return next((epoch for epoch, (train, test) in pairs if _reaches(100 * train, 100 * test, row)), None)
 
 
 def _line(label, epochs, budget, runs):
@@ -56,12 +49,9 @@ def _line(label, epochs, budget, runs):
 
 
 def budget_study(records):
-    """The study's findings per tested row: {(table, row): {"lines", "conclusion", "curves", "match_epochs"}}.
-
-    Each line is one point of the row's table: a setting, the epoch read, and the mean ± std of train
-    and test accuracy over the seeds. The longer budget gives two: its last epoch, and the first
-    epoch at which each seed's curve reaches the book (over the seeds that do).
-    """
+    """{(table, row): {"lines", "conclusion", "curves", "match_epochs"}}. A line is a row of the row's table:
+    a setting, the epoch read, train and test accuracy (mean, std over seeds); the longer budget gives two,
+    its last epoch and the first epoch at which each seed's curve reaches the book (the seeds that do)."""
     found = {}
     for table_id, number in STUDY_ROWS:
         table, row = TABLES[table_id], TABLES[table_id].rows[number - 1]
@@ -111,25 +101,23 @@ def _closest(lines, row):
 
 def _epochs_text(epochs):
     """'96' for one seed; '127 ± 29 (by seed: 96, 140, 150)' for several."""
-    if len(epochs) == 1:
-        return str(epochs[0])
-    return f"{mean(epochs):.0f} ± {std(epochs):.0f} (by seed: {', '.join(map(str, epochs))})"
+    return str(epochs[0]) if len(epochs) == 1 else \
+        f"{mean(epochs):.0f} ± {std(epochs):.0f} (by seed: {', '.join(map(str, epochs))})"
 
 
 def same_optimizer_elsewhere(records):
-    """The chapter's SGD rows in the tables that print their budget (Tables 1.4.1 and 1.5.1) at that
-    budget: how close Keras' default SGD comes to the book there, one line each (recorded rows only)."""
+    """How close Keras' default SGD comes to the book in Tables 1.4.1 and 1.5.1 (they print their
+    budget), one line per recorded SGD row."""
     found = []
     for table_id in ("1.4.1", "1.5.1"):
         table = TABLES[table_id]
         for r in summarize(table, records, book_budget(table)):
             row = table.rows[r["row"] - 1]
             if r["n"] and row.optimizer == "sgd":
-                train_diff = r["train_mean"] - r["book_train"]
                 verdict = "within" if _reaches(r["train_mean"], r["test_mean"], row, above=False) else "not within"
-                found.append(f"Table {table_id} row {r['row']} ({row.title}, "
-                             f"{table.epochs} epochs): train {mean_std(r['train_mean'], r['train_std'])} % "
-                             f"against the book's {r['book_train']:.2f} % ({train_diff:+.2f}), test "
+                found.append(f"Table {table_id} row {r['row']} ({row.title}, {table.epochs} epochs): train "
+                             f"{mean_std(r['train_mean'], r['train_std'])} % against the book's {r['book_train']:.2f} % "
+                             f"({r['train_mean'] - r['book_train']:+.2f}), test "
                              f"{mean_std(r['test_mean'], r['test_std'])} % against {r['book_test']:.2f} % "
                              f"({r['test_diff']:+.2f}), n={r['n']}: {verdict} {OFF_BY} points")
     return found
@@ -171,9 +159,8 @@ def section(study, elsewhere=()):
 
 
 def one_budget(study, table_id):
-    """The epochs at which every longer curve of the table's tested rows is within OFF_BY points of the
-    book's train and test accuracy (both ways), and how many curves that is; None until every tested
-    row of the table has a full-length curve."""
+    """(the epochs at which every longer curve of the table's tested rows is within OFF_BY points of the
+    book's train and test accuracy, the number of curves); None until every such row has a full one."""
     curves = []
     for (tid, number), found in study.items():
         if tid != table_id:
@@ -189,14 +176,9 @@ def one_budget(study, table_id):
 
 
 def _ranges(numbers):
-    """[160, 161, 162, 165, 166] -> '160-162, 165-166'."""
-    spans = []
-    for n in numbers:
-        if spans and n == spans[-1][1] + 1:
-            spans[-1][1] = n
-        else:
-            spans.append([n, n])
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+    """[160, 161, 162, 165, 166] -> '160-162, 165-166' (n - i is one number along each span)."""
+    spans = [[n for _, n in span] for _, span in itertools.groupby(enumerate(numbers), lambda i_n: i_n[1] - i_n[0])]
+    return ", ".join(str(span[0]) if len(span) == 1 else f"{span[0]}-{span[-1]}" for span in spans)
 
 
 def figure(study, path):
@@ -218,9 +200,8 @@ def figure(study, path):
         ax.axhline(row.book_train, color="C0", linestyle="--", linewidth=1, label="book train")
         ax.axhline(row.book_test, color="C1", linestyle="--", linewidth=1, label="book test")
         ax.set_title(f"Table {table_id} row {number}: {row.title}", fontsize=9)
-        ax.set_ylabel("accuracy (%)")
-        ax.set_ylim(max(80, min(row.book_test, row.book_train) - 8), 100.5)
-        ax.set_xlim(0, LONGER[table_id] + 1)
+        ax.set(ylabel="accuracy (%)", ylim=(max(80, min(row.book_test, row.book_train) - 8), 100.5),
+               xlim=(0, LONGER[table_id] + 1))
     # One legend for all panels: every label once, in the order first drawn.
     legend = {}
     for ax in axes.flat:

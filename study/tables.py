@@ -1,9 +1,7 @@
-"""The chapter's tables and listings as data: the one place the book's numbers are typed.
-
-Tables 1.3.2 (MLP), 1.4.1 (CNN) and 1.5.1 (SimpleRNN), row by row: the columns as the book
-prints them, the listing's ``build_model`` arguments that make the row, the optimizer, and
-the book's train and test accuracy (%). How the book's labels are read: docs/tables.md, "How
-the tables' rows are read". Nothing here imports Keras.
+"""The chapter's tables and listings as data: the one place the book's numbers are typed. Tables 1.3.2
+(MLP), 1.4.1 (CNN) and 1.5.1 (SimpleRNN), row by row: the columns as printed, the listing's ``build_model``
+arguments that make the row, the optimizer, the book's train and test accuracy (%). How the labels are
+read: docs/tables.md, "How the tables' rows are read". Nothing here imports Keras.
 """
 
 from dataclasses import dataclass, field
@@ -23,9 +21,7 @@ class Row:
     @property
     def title(self):
         """The row in words, as the book prints its columns ("256-256-256 None SGD None"); a variant: its name."""
-        if self.variant:
-            return self.columns["variant"]
-        return " ".join(str(v) for v in self.columns.values())
+        return self.columns["variant"] if self.variant else " ".join(str(v) for v in self.columns.values())
 
 
 @dataclass

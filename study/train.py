@@ -1,9 +1,6 @@
-"""Training one configuration the way its listing does, for reproduce.py and the benchmarks.
-
-:func:`train_and_evaluate` is the one home of the listings' sequence outside the listings: prepare
-the data, compile with categorical cross-entropy and accuracy, fit, evaluate on the test set. One
-speed option lives here and not in the listings (docs/speed.md): ``precision="bfloat16"``, Keras'
-``mixed_bfloat16`` policy.
+"""Training one configuration the way its listing does, for reproduce.py and the benchmarks: the one
+home of the listings' sequence outside the listings, with one speed option they lack (docs/speed.md):
+``precision="bfloat16"``, Keras' ``mixed_bfloat16`` policy.
 """
 
 import keras
@@ -14,21 +11,16 @@ from ch1.run import EpochLog, seed_everything
 
 
 def make_optimizer(name, learning_rate=None):
-    """Keras' optimizer ``name`` ("sgd", "adam", "rmsprop") with its default settings, or with
-    ``learning_rate`` instead of the default one."""
+    """Keras' optimizer ``name`` ("sgd", "adam", "rmsprop"), with ``learning_rate`` if not None."""
     return name if learning_rate is None else type(keras.optimizers.get(name))(learning_rate=learning_rate)
 
 
 def train_and_evaluate(build_model, build_args, optimizer, data, epochs, batch_size, seed, learning_rate=None,
                        precision="float32", validation=False, verbose=0):
-    """Train one configuration as its listing does and evaluate it on the test set.
-
-    ``build_model(**build_args)`` makes the model; ``data`` is MNIST as loaded (uint8 images,
-    integer labels). ``validation`` also evaluates the test set after every epoch (Keras'
-    ``validation_data``; the training itself is unchanged). Returns a dict: the model,
-    test and train accuracy, the per-epoch history and seconds, and ``diverged``: the epoch whose
-    loss was NaN or infinite (training stopped there), or None.
-    """
+    """Train ``build_model(**build_args)`` on ``data`` (MNIST as loaded) as the listing does: prepare the
+    images, compile with categorical cross-entropy, fit, evaluate on the test set (``validation``: after
+    every epoch too, the training unchanged). Returns a dict: the model, test and train accuracy, the
+    per-epoch history and seconds, and ``diverged``: the epoch whose loss was not finite, or None."""
     (x_train, y_train), (x_test, y_test) = data
     keras.backend.clear_session()  # fresh layer names and graph for every run
     seed_everything(seed)
@@ -37,8 +29,7 @@ def train_and_evaluate(build_model, build_args, optimizer, data, epochs, batch_s
         model = build_model(**build_args)
         shape = model.input_shape[1:]
         x_train, x_test = prepare_images(x_train, shape), prepare_images(x_test, shape)
-        y_train = keras.utils.to_categorical(y_train, NUM_LABELS)
-        y_test = keras.utils.to_categorical(y_test, NUM_LABELS)
+        y_train, y_test = (keras.utils.to_categorical(y, NUM_LABELS) for y in (y_train, y_test))
         model.compile(loss="categorical_crossentropy", optimizer=make_optimizer(optimizer, learning_rate),
                       metrics=["accuracy"])
         log = EpochLog()

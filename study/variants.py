@@ -1,6 +1,5 @@
-"""Listing 1.4.1's model with one of the changes the CNN section describes (study.tables.VARIANTS): the
-listing's own ``build_model`` makes the model as printed, :func:`build` rebuilds it layer by layer from
-the layers' own configurations with one change. Imports Keras.
+"""Listing 1.4.1's model with one of the CNN section's changes (study.tables.VARIANTS): :func:`build` rebuilds
+the listing's own ``build_model``'s model from its layers' own configurations, with one change. Imports Keras.
 
     python -m study.variants    # each variant's parameter count
 """
