@@ -52,13 +52,13 @@ def test_smoke_run_end_to_end(key, smoke_runs):
 
 
 @pytest.mark.backend
-def test_same_seed_same_numbers_other_seed_other_numbers(mnist_npz, tmp_path):
-    args = ["--smoke", "--data", mnist_npz, "--batch-size", "500"]
-    first = mlp_mnist.main(args + ["--seed", "7", "--output-dir", str(tmp_path / "a")])
-    second = mlp_mnist.main(args + ["--seed", "7", "--output-dir", str(tmp_path / "b")])
-    other = mlp_mnist.main(args + ["--seed", "8", "--output-dir", str(tmp_path / "c")])
-    assert (first["batch_size"], first["seed"]) == (500, 7)  # the flags reach training
-    assert first["test_accuracy"] == second["test_accuracy"] and first["history"] == second["history"]
+def test_the_seed_and_the_batch_size_reach_training(smoke_runs, mnist_npz, tmp_path):
+    """Another seed, other numbers. (The same seed, the same numbers to the last digit: a sweep's trial
+    repeats the smoke run, tests/study/test_reproduce.py::test_a_real_sweep_row_is_its_listing.)"""
+    first = smoke_runs("mlp_mnist").results  # --smoke, seed 0
+    other = mlp_mnist.main(["--smoke", "--data", mnist_npz, "--seed", "8", "--batch-size", "500",
+                            "--output-dir", str(tmp_path)])
+    assert (other["batch_size"], other["seed"]) == (500, 8)
     assert other["history"] != first["history"]
 
 

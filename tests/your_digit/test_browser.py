@@ -21,8 +21,9 @@ CHROMEDRIVER = shutil.which("chromedriver")
 TIMEOUT = 60  # seconds for the page to answer
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -r requirements-test.txt)")
-pytestmark = pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
-                                reason="needs Chromium and chromedriver (apt-get install chromium chromium-driver)")
+pytestmark = [pytest.mark.slow,  # a browser starts: CI runs it with the slow tests
+              pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
+                                 reason="needs Chromium and chromedriver (apt-get install chromium chromium-driver)")]
 
 
 @pytest.fixture(scope="module")

@@ -111,7 +111,7 @@ def test_serve_names_the_model_and_its_run(smoke_cnn, capsys, monkeypatch):
 @pytest.mark.parametrize("label", ["cnn-mnist.keras (Listing 1.4.1, 10 epochs, seed 0, test accuracy 99.26%)", None])
 def test_the_pages_answers_carry_the_model(label):
     server = serve.bind(Stub(np.eye(10)[7]), "127.0.0.1", 0, page_label=label)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     try:
         status, answer = post(server.server_address[1], drawn_png())

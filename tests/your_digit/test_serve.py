@@ -35,7 +35,7 @@ class Served:
     def __init__(self, model):
         self.server = serve.bind(serve.Predictor(model))
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.01,), daemon=True).start()
 
     def predict(self, body):
         return post(self.port, body, timeout=60)

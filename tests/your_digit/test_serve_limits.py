@@ -74,7 +74,7 @@ def post(port, body, host="127.0.0.1", timeout=30):
 def served(predictor=None):
     """A server for the stand-in model on a free port of 127.0.0.1, serving from a thread of this process."""
     server = serve.bind(predictor or Stub())
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
     try:
         yield server.server_address[1]
     finally:
