@@ -11,6 +11,7 @@ STARTUP_NOISE = (  # lines TensorFlow writes to file descriptor 2 while it start
     "absl::InitializeLog", "cudart_stub.cc", "cuda_platform.cc", "cuda_dnn.cc", "cuda_fft.cc", "cuda_blas.cc",
     "cuda_executor.cc", "Unable to register cu", "port.cc:",  # port.cc: "oneDNN custom operations are on"
     "cpu_feature_guard.cc", "rebuild TensorFlow with the appropriate compiler flags",
+    "computation_placer.cc",  # TensorFlow 2.19 (the notebooks' older stack): "computation placer already registered"
 )
 
 

@@ -24,6 +24,7 @@ sys.path.insert(0, ROOT)
 # The tests hold in any shell: TensorFlow's log at fatal errors only, UTF-8 streams, the project importable;
 # the commands the tests start get the same (they are given os.environ).
 os.environ.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONIOENCODING="utf-8", PYTHONPATH=ROOT)
+os.environ.pop("PYTHONWARNINGS", None)  # a shell's warning filters would add lines to the commands' stderr
 
 from ch1 import quiet_startup  # noqa: E402
 
