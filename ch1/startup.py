@@ -23,9 +23,10 @@ def _import_keras():
     try:
         import keras  # noqa: F401
     except ImportError as exc:  # its backend (TensorFlow unless KERAS_BACKEND or keras.json say otherwise) missing
-        print(f"{os.path.basename(sys.argv[0] or 'python')}: error: {exc}: pip install -r requirements.txt "
-              "(TensorFlow), or requirements-backends.txt for KERAS_BACKEND=jax or torch", file=sys.stderr)
-        raise SystemExit(2)
+        from ch1.cli import fail
+
+        fail(f"{exc}: pip install -r requirements.txt (TensorFlow), or requirements-backends.txt for "
+             "KERAS_BACKEND=jax or torch")
     if importlib.util.find_spec("tensorflow") is not None:  # keras.utils.set_random_seed imports it anyway:
         import tensorflow  # now, notices filtered, and its look for devices too ("failed call to cuInit")
 
