@@ -14,22 +14,11 @@ Expected: the summary ends with `Total params: 80,266`, and after 10 epochs
     python cnn_mnist.py --smoke    # a one-minute check
 """
 
-from ch1 import quiet_startup
-
-quiet_startup()  # before Keras loads TensorFlow: its start-up notices stay off stderr
-
-import keras
-import numpy as np
-from keras.layers import Activation, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
-from keras.models import Sequential
-from keras.utils import to_categorical
-
-from ch1.run import Run, load_data, parse_args
-
 # network parameters
-# Book: these follow the data loading and take image_size = x_train.shape[1] and
+# Book: these follow the imports and the data loading, and take image_size = x_train.shape[1] and
 # num_labels = len(np.unique(y_train)); here they come first, with MNIST's values, so that
-# build_model() can make the model without the data (reproduce.py and the tests use it).
+# build_model() can make the model without the data (reproduce.py and the tests use it) and
+# --help can show batch_size before Keras loads.
 image_size = 28
 num_labels = 10
 # image is processed as is (square grayscale)
@@ -39,6 +28,23 @@ kernel_size = 3
 pool_size = 2
 filters = 64
 dropout = 0.2
+
+from ch1 import quiet_startup
+from ch1.cli import ListingParser
+
+# Book: no command line; the defaults are the book's values (python cnn_mnist.py --help).
+parser = ListingParser(__doc__, epochs=10, batch_size=batch_size)
+if __name__ == "__main__":
+    parser.parse_args()  # --help or a mistyped flag answers here, at once: before Keras loads TensorFlow
+quiet_startup()  # before Keras loads TensorFlow: its start-up notices stay off stderr
+
+import keras
+import numpy as np
+from keras.layers import Activation, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+from keras.models import Sequential
+from keras.utils import to_categorical
+
+from ch1.run import Run, load_data
 
 
 def build_model(filters=filters, dropout=dropout):
@@ -69,8 +75,7 @@ def build_model(filters=filters, dropout=dropout):
 
 
 def main(argv=None):
-    # Book: no command line; the defaults are the book's values (python cnn_mnist.py --help).
-    args = parse_args(__doc__, argv, epochs=10, batch_size=batch_size)
+    args = parser.parse_args(argv)
     run = Run("cnn-mnist", "1.4.1", args)
 
     # load mnist dataset

@@ -7,19 +7,37 @@ the CNN's first layer), <name>-history.png (each run's loss and accuracy per epo
 digits). A run that is not the book's full budget says so in its titles.
 """
 
-from ch1 import quiet_startup
-
-quiet_startup()  # before Keras loads TensorFlow: its start-up notices stay off stderr
-
 import argparse
 import importlib
 import os
+
+from ch1 import quiet_startup
+from ch1.cli import Parser, add_data_arg, ensure_output_dir, fail, seed_number
+
+
+def parse_args(argv):
+    parser = Parser(__doc__)
+    parser.add_argument("--models-dir", metavar="DIR",
+                        help="where the listings wrote <name>.json and cnn-mnist.keras; default: outputs "
+                        "(outputs/smoke with --smoke)")
+    parser.add_argument("--seed", type=seed_number, default=0, help="seed of the sampler's random digits")
+    add_data_arg(parser)
+    parser.add_argument("--output-dir", metavar="DIR", default="outputs",
+                        help="where the figures are written (<output-dir>/smoke with --smoke)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="figures of the listings' --smoke runs (trains nothing): their models and JSON "
+                        "from outputs/smoke, MNIST's smoke subset, figures under <output-dir>/smoke")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    parse_args(None)  # --help or a mistyped flag answers here, at once: before Keras loads TensorFlow
+quiet_startup()  # before Keras loads TensorFlow: its start-up notices stay off stderr
 
 import keras
 import numpy as np
 
 from ch1 import outputs, run
-from ch1.cli import Parser, add_data_arg, ensure_output_dir, fail, seed_number
 from ch1.data import prepare_images
 from ch1.run import load_data, run_folder, seed_everything
 import cnn_mnist
@@ -139,21 +157,6 @@ def misclassified_figure(x_test, y_true, y_pred, probabilities, limit=36):
     fig.suptitle(f"The CNN's first {len(wrong)} of {int((y_true != y_pred).sum())} misclassified test digits")
     fig.tight_layout()
     return fig
-
-
-def parse_args(argv):
-    parser = Parser(__doc__)
-    parser.add_argument("--models-dir", metavar="DIR",
-                        help="where the listings wrote <name>.json and cnn-mnist.keras; default: outputs "
-                        "(outputs/smoke with --smoke)")
-    parser.add_argument("--seed", type=seed_number, default=0, help="seed of the sampler's random digits")
-    add_data_arg(parser)
-    parser.add_argument("--output-dir", metavar="DIR", default="outputs",
-                        help="where the figures are written (<output-dir>/smoke with --smoke)")
-    parser.add_argument("--smoke", action="store_true",
-                        help="figures of the listings' --smoke runs (trains nothing): their models and JSON "
-                        "from outputs/smoke, MNIST's smoke subset, figures under <output-dir>/smoke")
-    return parser.parse_args(argv)
 
 
 def read_run(path):

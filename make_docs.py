@@ -8,10 +8,6 @@ benchmarks' JSON under results/. A second run changes nothing.
     python make_docs.py
 """
 
-from ch1 import quiet_startup
-
-quiet_startup()  # the listings' summaries are built with Keras: its start-up notices stay off stderr
-
 import glob
 import importlib
 import json
@@ -19,9 +15,15 @@ import os
 import pathlib
 import re
 
+from ch1 import quiet_startup
+from ch1.cli import Parser
+
+if __name__ == "__main__":
+    Parser(__doc__).parse_args()  # --help or a stray argument answers here, at once: before Keras loads TensorFlow
+quiet_startup()  # the listings' summaries are built with Keras: its start-up notices stay off stderr
+
 import keras
 
-from ch1.cli import Parser
 from ch1.run import read_run
 from study import cnn_study, records, report
 from study.results import write_text

@@ -9,8 +9,27 @@ accuracy in 20 epochs).
     python mlp_mnist.py --smoke    # a quick check
 """
 
-from ch1 import quiet_startup
+# image dimensions (assumed square)
+# Book: these follow the imports and the data loading, and take image_size = x_train.shape[1] and
+# num_labels = len(np.unique(y_train)); here they come first, with MNIST's values, so that
+# build_model() can make the model without the data (reproduce.py and the tests use it) and
+# --help can show batch_size before Keras loads.
+image_size = 28
+input_size = image_size * image_size
+num_labels = 10
 
+# network parameters
+batch_size = 128
+hidden_units = 256
+dropout = 0.45
+
+from ch1 import quiet_startup
+from ch1.cli import ListingParser
+
+# Book: no command line; the defaults are the book's values (python mlp_mnist.py --help).
+parser = ListingParser(__doc__, epochs=20, batch_size=batch_size)
+if __name__ == "__main__":
+    parser.parse_args()  # --help or a mistyped flag answers here, at once: before Keras loads TensorFlow
 quiet_startup()  # before Keras loads TensorFlow: its start-up notices stay off stderr
 
 import keras
@@ -20,20 +39,7 @@ from keras.models import Sequential
 from keras.regularizers import l2
 from keras.utils import to_categorical
 
-from ch1.run import Run, load_data, parse_args
-
-# image dimensions (assumed square)
-# Book: these follow the data loading and take image_size = x_train.shape[1] and
-# num_labels = len(np.unique(y_train)); here they come first, with MNIST's values, so that
-# build_model() can make the model without the data (reproduce.py and the tests use it).
-image_size = 28
-input_size = image_size * image_size
-num_labels = 10
-
-# network parameters
-batch_size = 128
-hidden_units = 256
-dropout = 0.45
+from ch1.run import Run, load_data
 
 
 def build_model(hidden_units=hidden_units, dropout=dropout, activation='relu', l2_weight=None, second_units=None):
@@ -61,8 +67,7 @@ def build_model(hidden_units=hidden_units, dropout=dropout, activation='relu', l
 
 
 def main(argv=None):
-    # Book: no command line; the defaults are the book's values (python mlp_mnist.py --help).
-    args = parse_args(__doc__, argv, epochs=20, batch_size=batch_size)
+    args = parser.parse_args(argv)
     run = Run("mlp-mnist", "1.3.2", args)
 
     # load mnist dataset

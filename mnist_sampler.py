@@ -9,17 +9,22 @@ Loads MNIST, prints how many training and test images there are of each digit, a
 """
 
 from ch1 import quiet_startup
+from ch1.cli import sampler_parser
 
+# Book: no command line; --seed (default 0) makes the 25 digits the same on every run.
+parser = sampler_parser(__doc__)
+if __name__ == "__main__":
+    parser.parse_args()  # --help or a mistyped flag answers here, at once: before Keras loads TensorFlow
 quiet_startup()  # before Keras loads TensorFlow: its start-up notices stay off stderr
 
 import os
 
 import numpy as np
 
-from ch1 import outputs
+from ch1 import files, outputs
 from ch1.cli import ensure_output_dir
 from ch1.outputs import plt
-from ch1.run import load_data, parse_sampler_args, seed_everything
+from ch1.run import load_data, seed_everything
 
 
 def plot_samples(x_train, y_train):
@@ -41,8 +46,7 @@ def plot_samples(x_train, y_train):
 
 
 def main(argv=None):
-    # Book: no command line; --seed (default 0) makes the 25 digits the same on every run.
-    args = parse_sampler_args(__doc__, argv)
+    args = parser.parse_args(argv)
     ensure_output_dir(args.output_dir)
     seed_everything(args.seed)
 
@@ -68,7 +72,7 @@ def main(argv=None):
     # and the seed are kept beside it, as mnist-samples.json (the docs are made from it).
     path = outputs.save_figure(figure, os.path.join(args.output_dir, "mnist-samples.png"))
     plt.close('all')
-    record = outputs.write_json(os.path.join(args.output_dir, "mnist-samples.json"), {
+    record = files.write_json(os.path.join(args.output_dir, "mnist-samples.json"), {
         "name": "mnist-samples", "listing": "1.3.1", "seed": args.seed, "train_labels": train_labels,
         "test_labels": test_labels, "figure": "mnist-samples.png"})
     print(f"Wrote {path}, {record}")

@@ -9,38 +9,17 @@ starts a local page to draw on instead (your_digit/serve.py). Examples: docs/you
     python predict.py digit.png photo.jpg               # e.g. `photo.jpg: 7  (7 98.1%, 1 1.2%, 9 0.4%)`
 """
 
-from ch1 import quiet_startup
-
-quiet_startup()  # before Keras loads TensorFlow: its start-up notices stay off stderr
-
 import argparse
 import os
 import sys
 
-import numpy as np
-
-from ch1 import outputs
+from ch1 import quiet_startup
 from ch1.cli import Parser, ensure_output_dir, error, fail, printable
-from ch1.data import prepare_images
-from ch1.files import reason
-from ch1.run import read_run
-from your_digit import model_file
-from your_digit.digits import ImageError, probabilities, read_image, to_mnist
-from study.tables import LISTINGS, TABLES
 
 DEFAULT_MODEL = os.path.join("outputs", "cnn-mnist.keras")
 TRAIN_FIRST = (f"train one first (python cnn_mnist.py saves {DEFAULT_MODEL}; python mlp_mnist.py, a minute, "
                f"saves {os.path.join('outputs', 'mlp-mnist.keras')}: give it with --model)")
 PROJECT = os.path.dirname(os.path.realpath(__file__))  # where the project's own outputs/ is, however predict.py is run
-BATCH = 16  # images read, classified and reported at a time: memory stays bounded however many are given
-
-
-def load_classifier(path):
-    """A saved MNIST classifier (your_digit/model_file.py); anything else exits with one line, status 2."""
-    try:
-        return model_file.load_classifier(path, f"--model {path}")
-    except model_file.ModelFileError as exc:
-        fail(f"{exc}; {TRAIN_FIRST}" if not os.path.lexists(path) else str(exc))
 
 
 def default_model():
@@ -51,6 +30,63 @@ def default_model():
             return path
     where = "" if os.path.realpath(os.curdir) == PROJECT else f" here, nor the project's own {own}"
     fail(f"--model {DEFAULT_MODEL}: no such file{where}; {TRAIN_FIRST}")
+
+
+def port(text):
+    """A port (an argparse type): 0 (any free one) to 65535."""
+    if not (text.isascii() and text.isdigit() and int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"must be from 0 (any free port) to 65535, got {text!r}")
+    return int(text)
+
+
+def parse_args(argv):
+    parser = Parser(__doc__)
+    parser.add_argument("images", nargs="*", metavar="IMAGE", help="image files of one digit each (PNG, JPEG, ...)")
+    parser.add_argument("--model", metavar="PATH", default=argparse.SUPPRESS,  # not given: default_model()
+                        help=f"a saved model of the listings (.keras): CNN, MLP or RNN (default: {DEFAULT_MODEL} "
+                             "here or, where there is none, the project's own beside predict.py)")
+    parser.add_argument("--show", action="store_true",
+                        help="also write <output-dir>/<image-stem>-seen.png: the input beside the 28x28 the model saw")
+    parser.add_argument("--output-dir", metavar="DIR", default="outputs", help="where --show writes")
+    parser.add_argument("--serve", action="store_true",
+                        help="no IMAGE: serve a page to draw or drop digits on, and its API (POST /predict)")
+    parser.add_argument("--host", default="127.0.0.1", help="--serve: the address to listen on")
+    parser.add_argument("--port", type=port, default=8000, help="--serve: the port (0: any free one)")
+    args = parser.parse_args(argv)
+    if args.serve and args.images:
+        parser.error(f"--serve takes no IMAGE (got {printable(args.images[0])})")
+    if args.serve and args.show:
+        parser.error("--show applies to IMAGE files, not to --serve")
+    if not args.serve and not args.images:
+        parser.error("the following arguments are required: IMAGE (or --serve)")
+    if "model" not in args:
+        args.model = default_model()
+    return args
+
+
+if __name__ == "__main__":
+    parse_args(None)  # --help or a mistyped flag answers here, at once: before Keras loads TensorFlow
+quiet_startup()  # before Keras loads TensorFlow: its start-up notices stay off stderr
+
+import numpy as np
+
+from ch1 import outputs
+from ch1.data import prepare_images
+from ch1.files import reason
+from ch1.run import read_run
+from your_digit import model_file
+from your_digit.digits import ImageError, probabilities, read_image, to_mnist
+from study.tables import LISTINGS, TABLES
+
+BATCH = 16  # images read, classified and reported at a time: memory stays bounded however many are given
+
+
+def load_classifier(path):
+    """A saved MNIST classifier (your_digit/model_file.py); anything else exits with one line, status 2."""
+    try:
+        return model_file.load_classifier(path, f"--model {path}")
+    except model_file.ModelFileError as exc:
+        fail(f"{exc}; {TRAIN_FIRST}" if not os.path.lexists(path) else str(exc))
 
 
 def describe_run(path):
@@ -112,38 +148,6 @@ def save_seen(out, shown, seen, title):
     return outputs.save_figure(fig, out, dpi=100)
 
 
-def port(text):
-    """A port (an argparse type): 0 (any free one) to 65535."""
-    if not (text.isascii() and text.isdigit() and int(text) <= 65535):
-        raise argparse.ArgumentTypeError(f"must be from 0 (any free port) to 65535, got {text!r}")
-    return int(text)
-
-
-def parse_args(argv):
-    parser = Parser(__doc__)
-    parser.add_argument("images", nargs="*", metavar="IMAGE", help="image files of one digit each (PNG, JPEG, ...)")
-    parser.add_argument("--model", metavar="PATH", default=argparse.SUPPRESS,  # not given: default_model()
-                        help=f"a saved model of the listings (.keras): CNN, MLP or RNN (default: {DEFAULT_MODEL} "
-                             "here or, where there is none, the project's own beside predict.py)")
-    parser.add_argument("--show", action="store_true",
-                        help="also write <output-dir>/<image-stem>-seen.png: the input beside the 28x28 the model saw")
-    parser.add_argument("--output-dir", metavar="DIR", default="outputs", help="where --show writes")
-    parser.add_argument("--serve", action="store_true",
-                        help="no IMAGE: serve a page to draw or drop digits on, and its API (POST /predict)")
-    parser.add_argument("--host", default="127.0.0.1", help="--serve: the address to listen on")
-    parser.add_argument("--port", type=port, default=8000, help="--serve: the port (0: any free one)")
-    args = parser.parse_args(argv)
-    if args.serve and args.images:
-        parser.error(f"--serve takes no IMAGE (got {printable(args.images[0])})")
-    if args.serve and args.show:
-        parser.error("--show applies to IMAGE files, not to --serve")
-    if not args.serve and not args.images:
-        parser.error("the following arguments are required: IMAGE (or --serve)")
-    if "model" not in args:
-        args.model = default_model()
-    return args
-
-
 def main(argv=None):
     """Classify the images ``BATCH`` at a time; return the results (file, digit, top3, probabilities, seen).
     An unusable image is one error line, the others still classified, then exit status 2; a bad model or
@@ -201,7 +205,7 @@ def classify_files(model, paths, args, taken, results):
             try:
                 result["seen"] = save_seen(seen_path(args.output_dir, path, taken), shown, seen,
                                            f"{printable(os.path.basename(path))}: {digit} ({100 * top3[0][1]:.1f}%)")
-            except OSError as exc:  # the disk full: nothing half-written is left (ch1.outputs.atomic_path)
+            except OSError as exc:  # the disk full: nothing half-written is left (ch1.files.atomic_path)
                 fail(f"--output-dir {args.output_dir}: cannot write ({reason(exc)})")
             print(f"  wrote {printable(result['seen'])}")
         results.append(result)

@@ -6,10 +6,6 @@ it stopped. From all records: per table a Markdown table and a CSV, and RESULTS.
 resuming, workers and shards: docs/sweeps.md).
 """
 
-from ch1 import quiet_startup
-
-quiet_startup()  # before Keras loads TensorFlow: its start-up notices stay off stderr
-
 import argparse
 import contextlib
 import dataclasses
@@ -24,21 +20,92 @@ import re
 import signal
 import time
 
-import keras
-
-from ch1 import device
-from ch1.cli import Parser, add_data_arg, at_interrupt, ensure_output_dir, fail, forget, positive_int, \
-    writable_output_file
+from ch1 import quiet_startup
+from ch1.cli import SMOKE_TRAIN, Parser, add_data_arg, add_smoke_arg, at_interrupt, ensure_output_dir, fail, forget, \
+    positive_int, writable_output_file
 from ch1.data import TRAIN_SIZE
-from ch1.run import SMOKE_TRAIN, add_smoke_arg, load_data
-from study import records, report, results
+from study import records, report
 from study.tables import SWEEPS, TABLES
-from study.train import train_and_evaluate
-from study.variants import builder
 
 SMOKE_DIR = os.path.join("outputs", "reproduce-smoke")  # smoke sweeps never touch the committed results
 MAX_SEEDS = 1000  # --seeds: the plan is a list of every trial
 MAX_SHARDS = 10_000  # --shard i/n: n at most this (a shard's records file is named after i and n)
+
+
+def shard(text):
+    match = re.fullmatch(r"(\d{1,5})/(\d{1,5})", text)
+    if not match or not 0 <= int(match[1]) < int(match[2]) <= MAX_SHARDS:
+        raise argparse.ArgumentTypeError(f"expected i/n with 0 <= i < n <= {MAX_SHARDS:,}, got {text[:30]!r}")
+    return int(match[1]), int(match[2])
+
+
+def learning_rate(text):
+    with contextlib.suppress(ValueError):
+        if 0 < float(text) < math.inf:
+            return float(text)
+    raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+
+
+def parse_args(argv):
+    parser = Parser(__doc__)
+    parser.add_argument("--table", choices=sorted(SWEEPS), action="append", dest="tables",
+                        help="a table to run (repeatable; cnn-variants: Listing 1.4.1's model with the changes "
+                        "the CNN section describes); default: the book's three")
+    parser.add_argument("--row", type=positive_int, action="append", dest="rows",
+                        help="only this row of the chosen tables (repeatable); default: every row")
+    parser.add_argument("--seeds", type=positive_int, default=3, help="seeds per row (0..N-1)")
+    parser.add_argument("--epochs", type=positive_int,
+                        help="another budget than the book's epochs (recorded apart; default: the book's)")
+    parser.add_argument("--batch-size", type=positive_int, default=report.BATCH_SIZE,
+                        help="minibatch size (another than the book's is recorded apart)")
+    parser.add_argument("--learning-rate", type=learning_rate,
+                        help="the optimizer's learning rate (recorded apart; default: Keras' default)")
+    parser.add_argument("--precision", choices=records.PRECISIONS, default="float32",
+                        help="bfloat16: Keras' mixed_bfloat16 policy (recorded apart)")
+    parser.add_argument("--validation", action="store_true",
+                        help="also record test accuracy after every epoch (training unchanged)")
+    parser.add_argument("--workers", type=positive_int, default=1,
+                        help="processes on this machine (at most the cores and the trials left): worker k of N "
+                        "runs shard k/N of the trials left, with its share of the cores")
+    parser.add_argument("--shard", type=shard, default=(0, 1), metavar="i/n",
+                        help="run only every n-th trial, starting with trial i (0 <= i < n)")
+    parser.add_argument("--merge", action="store_true", help="train nothing: build the tables from all records")
+    parser.add_argument("--results-dir", metavar="DIR",
+                        help=f"records (records*.jsonl) and the per-table .md and .csv; default: results, "
+                        f"with --smoke {SMOKE_DIR}")
+    parser.add_argument("--report", metavar="FILE",
+                        help="the generated report; default: RESULTS.md, with --smoke <results-dir>/RESULTS.md")
+    add_data_arg(parser)
+    add_smoke_arg(parser)
+    args = parser.parse_args(argv)
+    args.tables = sorted(set(args.tables or TABLES))
+    images = SMOKE_TRAIN if args.smoke else TRAIN_SIZE
+    if args.seeds > MAX_SEEDS:
+        parser.error(f"argument --seeds: at most {MAX_SEEDS:,}, got {args.seeds:,}")
+    if args.batch_size > images:
+        parser.error(f"argument --batch-size: at most the {images:,} training images"
+                     f"{' of --smoke' if args.smoke else ''}, got {args.batch_size:,}")
+    for number, table_id in itertools.product(args.rows or (), args.tables):
+        if number > len(SWEEPS[table_id].rows):
+            parser.error(f"argument --row: Table {table_id} has {len(SWEEPS[table_id].rows)} rows, not {number}")
+    if args.results_dir is None:
+        args.results_dir = SMOKE_DIR if args.smoke else "results"
+    if args.report is None:
+        args.report = os.path.join(args.results_dir, "RESULTS.md") if args.smoke else "RESULTS.md"
+    return args
+
+
+if __name__ == "__main__":
+    parse_args(None)  # --help or a mistyped flag answers here, at once: before Keras loads TensorFlow
+quiet_startup()  # before Keras loads TensorFlow: its start-up notices stay off stderr
+
+import keras
+
+from ch1 import device
+from ch1.run import load_data
+from study import results
+from study.train import train_and_evaluate
+from study.variants import builder
 
 
 def plan(args):
@@ -113,69 +180,6 @@ def _worker_init(threads):
 def start_pool(workers):
     threads = max(1, (os.cpu_count() or 1) // workers)
     return multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(threads,))
-
-
-def shard(text):
-    match = re.fullmatch(r"(\d{1,5})/(\d{1,5})", text)
-    if not match or not 0 <= int(match[1]) < int(match[2]) <= MAX_SHARDS:
-        raise argparse.ArgumentTypeError(f"expected i/n with 0 <= i < n <= {MAX_SHARDS:,}, got {text[:30]!r}")
-    return int(match[1]), int(match[2])
-
-
-def learning_rate(text):
-    with contextlib.suppress(ValueError):
-        if 0 < float(text) < math.inf:
-            return float(text)
-    raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
-
-
-def parse_args(argv):
-    parser = Parser(__doc__)
-    parser.add_argument("--table", choices=sorted(SWEEPS), action="append", dest="tables",
-                        help="a table to run (repeatable; cnn-variants: Listing 1.4.1's model with the changes "
-                        "the CNN section describes); default: the book's three")
-    parser.add_argument("--row", type=positive_int, action="append", dest="rows",
-                        help="only this row of the chosen tables (repeatable); default: every row")
-    parser.add_argument("--seeds", type=positive_int, default=3, help="seeds per row (0..N-1)")
-    parser.add_argument("--epochs", type=positive_int,
-                        help="another budget than the book's epochs (recorded apart; default: the book's)")
-    parser.add_argument("--batch-size", type=positive_int, default=report.BATCH_SIZE,
-                        help="minibatch size (another than the book's is recorded apart)")
-    parser.add_argument("--learning-rate", type=learning_rate,
-                        help="the optimizer's learning rate (recorded apart; default: Keras' default)")
-    parser.add_argument("--precision", choices=records.PRECISIONS, default="float32",
-                        help="bfloat16: Keras' mixed_bfloat16 policy (recorded apart)")
-    parser.add_argument("--validation", action="store_true",
-                        help="also record test accuracy after every epoch (training unchanged)")
-    parser.add_argument("--workers", type=positive_int, default=1,
-                        help="processes on this machine (at most the cores and the trials left): worker k of N "
-                        "runs shard k/N of the trials left, with its share of the cores")
-    parser.add_argument("--shard", type=shard, default=(0, 1), metavar="i/n",
-                        help="run only every n-th trial, starting with trial i (0 <= i < n)")
-    parser.add_argument("--merge", action="store_true", help="train nothing: build the tables from all records")
-    parser.add_argument("--results-dir", metavar="DIR",
-                        help=f"records (records*.jsonl) and the per-table .md and .csv; default: results, "
-                        f"with --smoke {SMOKE_DIR}")
-    parser.add_argument("--report", metavar="FILE",
-                        help="the generated report; default: RESULTS.md, with --smoke <results-dir>/RESULTS.md")
-    add_data_arg(parser)
-    add_smoke_arg(parser)
-    args = parser.parse_args(argv)
-    args.tables = sorted(set(args.tables or TABLES))
-    images = SMOKE_TRAIN if args.smoke else TRAIN_SIZE
-    if args.seeds > MAX_SEEDS:
-        parser.error(f"argument --seeds: at most {MAX_SEEDS:,}, got {args.seeds:,}")
-    if args.batch_size > images:
-        parser.error(f"argument --batch-size: at most the {images:,} training images"
-                     f"{' of --smoke' if args.smoke else ''}, got {args.batch_size:,}")
-    for number, table_id in itertools.product(args.rows or (), args.tables):
-        if number > len(SWEEPS[table_id].rows):
-            parser.error(f"argument --row: Table {table_id} has {len(SWEEPS[table_id].rows)} rows, not {number}")
-    if args.results_dir is None:
-        args.results_dir = SMOKE_DIR if args.smoke else "results"
-    if args.report is None:
-        args.report = os.path.join(args.results_dir, "RESULTS.md") if args.smoke else "RESULTS.md"
-    return args
 
 
 def main(argv=None):

@@ -9,8 +9,25 @@ Expected: the summary ends with `Total params: 75,530`, and the run with
     python rnn_mnist.py --smoke    # a quick check
 """
 
-from ch1 import quiet_startup
+# network parameters
+# Book: these follow the imports and the data loading, and take image_size = x_train.shape[1] and
+# num_labels = len(np.unique(y_train)); here they come first, with MNIST's values, so that
+# build_model() can make the model without the data (reproduce.py and the tests use it) and
+# --help can show batch_size before Keras loads.
+image_size = 28
+num_labels = 10
+input_shape = (image_size, image_size)
+batch_size = 128
+units = 256
+dropout = 0.2
 
+from ch1 import quiet_startup
+from ch1.cli import ListingParser
+
+# Book: no command line; the defaults are the book's values (python rnn_mnist.py --help).
+parser = ListingParser(__doc__, epochs=20, batch_size=batch_size)
+if __name__ == "__main__":
+    parser.parse_args()  # --help or a mistyped flag answers here, at once: before Keras loads TensorFlow
 quiet_startup()  # before Keras loads TensorFlow: its start-up notices stay off stderr
 
 import keras
@@ -19,18 +36,7 @@ from keras.layers import Activation, Dense, SimpleRNN
 from keras.models import Sequential
 from keras.utils import to_categorical
 
-from ch1.run import Run, load_data, parse_args
-
-# network parameters
-# Book: these follow the data loading and take image_size = x_train.shape[1] and
-# num_labels = len(np.unique(y_train)); here they come first, with MNIST's values, so that
-# build_model() can make the model without the data (reproduce.py and the tests use it).
-image_size = 28
-num_labels = 10
-input_shape = (image_size, image_size)
-batch_size = 128
-units = 256
-dropout = 0.2
+from ch1.run import Run, load_data
 
 
 def build_model(units=units, dropout=dropout):
@@ -48,8 +54,7 @@ def build_model(units=units, dropout=dropout):
 
 
 def main(argv=None):
-    # Book: no command line; the defaults are the book's values (python rnn_mnist.py --help).
-    args = parse_args(__doc__, argv, epochs=20, batch_size=batch_size)
+    args = parser.parse_args(argv)
     run = Run("rnn-mnist", "1.5.1", args)
 
     # load mnist dataset

@@ -22,7 +22,7 @@ import numpy as np
 import predict
 import make_docs
 from benchmarks import photos
-from ch1 import device, outputs
+from ch1 import device, files
 from ch1.cli import Parser, add_data_arg, positive_int, seed_number, writable_output_file
 from ch1.run import load_data
 from your_digit.digits import ImageError, decode_image, to_mnist
@@ -63,7 +63,7 @@ def main(argv=None):
         read = predict.classify(model, np.stack(row["seen"])).argmax(axis=1) if row["seen"] else np.array([])
         hits = int((read == np.array(row["labels"])).sum())
         result["kinds"][kind] = {"hit_rate": hits / args.digits, "hits": hits, "refused": row["refused"]}
-    outputs.write_json(out, result)
+    files.write_json(out, result)
     print(make_docs.photos_table(result))
     print(f"Wrote {out} ({time.perf_counter() - start:.0f} s; preparation median {result['prepare_ms_median']} ms)")
     return result

@@ -23,7 +23,7 @@ import numpy as np
 
 import predict
 from benchmarks.photos import as_drawn, png_bytes
-from ch1 import device, outputs
+from ch1 import device, files
 from ch1.cli import Parser, add_data_arg, positive_int, writable_output_file
 from ch1.run import load_data
 from your_digit import serve
@@ -72,7 +72,7 @@ def main(argv=None):
         "read_right": round(float(np.mean(digits == y_test[WARMUP:WARMUP + args.requests])), 4),
         "device": where, "versions": device.versions(),
     }
-    outputs.write_json(out, result)
+    files.write_json(out, result)
     print(f"{result['model']} on {result['backend']}, {where['device']}: median {result['median_ms']:.1f} ms, "
           f"p90 {result['p90_ms']:.1f} ms over {len(times)} requests ({100 * result['read_right']:.1f}% read right)")
     print(f"Wrote {out}")

@@ -19,9 +19,9 @@ import time
 import keras
 
 import make_docs
-from ch1 import device, outputs
-from ch1.cli import Parser, add_data_arg, positive_int, writable_output_file
-from ch1.run import add_smoke_arg, load_data
+from ch1 import device, files
+from ch1.cli import Parser, add_data_arg, add_smoke_arg, positive_int, writable_output_file
+from ch1.run import load_data
 from study.stats import mean, std
 from study.tables import LISTINGS, row
 from study.train import train_and_evaluate
@@ -80,7 +80,7 @@ def main(argv=None):
     report = {**where, "backend": backend, "versions": device.versions(), "epochs": args.epochs,
               "batch_size": args.batch_size, "repeats": args.repeats, "smoke": args.smoke, "results": results}
     print("\n" + make_docs.bench_table(args.json, report))
-    outputs.write_json(args.json, report)
+    files.write_json(args.json, report)
     print(f"\nWrote {args.json}")
     return report
 

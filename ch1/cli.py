@@ -1,5 +1,6 @@
-"""The command line every tool here builds on: argparse with one-line errors, checked flags, output
-paths checked before any long work, Ctrl-C or SIGTERM ending in one line (no Keras here)."""
+"""The command line every tool here builds on: argparse with one-line errors, checked flags, the listings'
+own command line, output paths checked before any long work, Ctrl-C or SIGTERM ending in one line. No Keras
+and no matplotlib here: a command reads its flags before Keras loads TensorFlow, so --help answers at once."""
 
 import argparse
 import difflib
@@ -9,9 +10,14 @@ import shutil
 import signal
 import sys
 
-from ch1 import outputs
+from ch1 import files
+from ch1.data import TRAIN_SIZE
+from ch1.startup import standard_streams
 
 SEED_MAX = 2**32 - 1  # what NumPy and the backends accept as a seed
+DEFAULT_SEED = 0
+SMOKE_TRAIN = 6000  # --smoke trains on the first 6,000 training images
+SMOKE_TEST = 2000  # and evaluates on the first 2,000 test images
 
 
 def prog():
@@ -55,12 +61,14 @@ class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
 
 class Parser(argparse.ArgumentParser):
     """argparse with the description from a docstring's first line, defaults shown in --help, one-line
-    errors; parsing installs :func:`handle_signals` (Ctrl-C or SIGTERM: one line, no traceback)."""
+    errors; parsing guards the standard streams (ch1.startup) and installs :func:`handle_signals` (Ctrl-C or
+    SIGTERM: one line, no traceback)."""
 
     def __init__(self, doc, **kwargs):
         super().__init__(description=(doc or "").strip().split("\n")[0] or None, formatter_class=_Defaults, **kwargs)
 
     def parse_args(self, args=None, namespace=None):
+        standard_streams()  # the first thing a command does: --help too needs them
         handle_signals()
         return super().parse_args(args, namespace)
 
@@ -108,6 +116,45 @@ def add_data_arg(parser):
     return parser
 
 
+def add_smoke_arg(parser):
+    parser.add_argument("--smoke", action="store_true", help=f"quick check: 1 epoch on the first "
+                        f"{SMOKE_TRAIN:,} training and {SMOKE_TEST:,} test images")
+    return parser
+
+
+class ListingParser(Parser):
+    """A model listing's command line; the defaults are the book's. ``--smoke`` makes it one epoch."""
+
+    def __init__(self, doc, epochs, batch_size):
+        super().__init__(doc)
+        self.add_argument("--epochs", type=positive_int, default=epochs, help="training epochs")
+        self.add_argument("--batch-size", type=positive_int, default=batch_size, help="minibatch size")
+        self.add_argument("--seed", type=seed_number, default=DEFAULT_SEED, help="random seed (same seed, same numbers)")
+        add_data_arg(self)
+        self.add_argument("--output-dir", metavar="DIR", default="outputs", help="where results are written")
+        add_smoke_arg(self)
+
+    def parse_args(self, args=None, namespace=None):
+        args = super().parse_args(args, namespace)
+        if args.smoke:
+            args.epochs = 1
+        images = SMOKE_TRAIN if args.smoke else TRAIN_SIZE
+        if args.batch_size > images:
+            self.error(f"argument --batch-size: at most the {images:,} training images"
+                       f"{' of --smoke' if args.smoke else ''}, got {args.batch_size:,}")
+        return args
+
+
+def sampler_parser(doc):
+    """Listing 1.3.1's command line: the sampler's seed, the data, where its figure goes."""
+    parser = Parser(doc)
+    parser.add_argument("--seed", type=seed_number, default=DEFAULT_SEED, help="random seed of the 25 digits")
+    add_data_arg(parser)
+    parser.add_argument("--output-dir", metavar="DIR", default="outputs", help="where mnist-samples.png is written")
+    parser.set_defaults(smoke=False)  # the sampler counts the whole of MNIST
+    return parser
+
+
 MIN_FREE_BYTES = 64 * 2**20  # room a run needs for what it writes (the largest listing's model is ~3.3 MB)
 
 
@@ -120,7 +167,7 @@ def _probe(folder, name=None):
 
 def ensure_output_dir(path, flag="--output-dir", names=()):
     """Create the folder ``path`` if needed and prove, before any long work, that each of ``names`` can
-    be written there under the temporary name ch1.outputs.atomic_path gives it (a name too long fails
+    be written there under the temporary name ch1.files.atomic_path gives it (a name too long fails
     now, not after training), with no folder in its place and :data:`MIN_FREE_BYTES` free; else exit
     with one line."""
     try:
@@ -133,7 +180,7 @@ def ensure_output_dir(path, flag="--output-dir", names=()):
         if os.path.isdir(os.path.join(path, name)):
             fail(f"{flag} {path}: {name} there is a folder; a run replaces it with a file")
         try:
-            _probe(path, outputs.temporary_name(name))
+            _probe(path, files.temporary_name(name))
         except OSError as exc:
             fail(f"{flag} {path}: cannot write {name} there ({exc.strerror or exc})")
     if free < MIN_FREE_BYTES:
@@ -176,7 +223,7 @@ def _interrupted(signum, frame):
     """Remove temporary files, undo what was registered, say one line and die of the same signal (exit
     status 130 or 143). Nothing unwinds through the backend: an exception raised into TensorFlow's
     training loop can crash its threads on the way out."""
-    for path in list(outputs.temporary):
+    for path in list(files.temporary):
         try:
             os.remove(path)
         except OSError:

@@ -1,8 +1,12 @@
-"""The one check every reader of a user's file makes first: a regular file (or a link to one), refused
-unopened otherwise (a FIFO waits for a writer, /dev/zero never ends), in one line naming it."""
+"""A user's files: the one check every reader makes first (a regular file, or a link to one, refused
+unopened otherwise: a FIFO waits for a writer, /dev/zero never ends), in one line naming it; and the one
+way every writer writes (a temporary name renamed into place: nothing half-written, whatever the signal)."""
 
+import contextlib
 import errno
+import json
 import os
+import secrets
 import stat
 
 KINDS = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device",
@@ -30,3 +34,38 @@ def regular_file(path, what, error, name=None):
         kind = KINDS.get(stat.S_IFMT(info.st_mode), "an unknown kind of file")
         raise error(f"{name}: not a regular file ({kind}), not {what}")
     return info
+
+
+temporary = set()  # temporary files being written now (removed if Ctrl-C or SIGTERM ends the command)
+
+
+def temporary_name(name):
+    """``.<stem>.<8 hex digits><ext>``: where ``name`` is written before it is renamed into place."""
+    stem, ext = os.path.splitext(name)
+    return f".{stem}.{secrets.token_hex(4)}{ext}"
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path`` (same extension), created with the mode the umask gives a
+    new file (0644 under 022); rename it into place on success. On any exception the temporary file is
+    removed; on Ctrl-C or SIGTERM too (ch1.cli.handle_signals)."""
+    folder, name = os.path.split(path)  # as given, as ch1.cli.ensure_output_dir probed it: a relative path
+    tmp = os.path.join(folder, temporary_name(name))  # stays short in a folder deeper than PATH_MAX
+    temporary.add(tmp)
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        temporary.discard(tmp)
+
+
+def write_json(path, data):
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=False)
+            f.write("\n")
+    return path

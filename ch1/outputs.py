@@ -1,11 +1,8 @@
-"""What a run leaves behind (the model diagram, the history plot, a results JSON), each written to a
-temporary name and renamed into place: an interrupted run leaves no half-written file. Importing this
-selects matplotlib's file-only backend (Agg); only :func:`plot_model` imports Keras."""
+"""What a run leaves behind (the model diagram, the history plot), each written by
+:func:`ch1.files.atomic_path`: an interrupted run leaves no half-written file. Importing this selects
+matplotlib's file-only backend (Agg); only :func:`plot_model` imports Keras."""
 
-import contextlib
-import json
 import os
-import secrets
 import shutil
 
 import matplotlib
@@ -14,42 +11,9 @@ matplotlib.use("Agg")  # headless: files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from ch1.files import atomic_path  # noqa: E402
+
 GRAPHVIZ_HINT = "install Graphviz for the PNG (apt-get install graphviz | brew install graphviz | conda install graphviz)"
-
-
-temporary = set()  # temporary files being written now (removed if Ctrl-C or SIGTERM ends the command)
-
-
-def temporary_name(name):
-    """``.<stem>.<8 hex digits><ext>``: where ``name`` is written before it is renamed into place."""
-    stem, ext = os.path.splitext(name)
-    return f".{stem}.{secrets.token_hex(4)}{ext}"
-
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary path beside ``path`` (same extension), created with the mode the umask gives a
-    new file (0644 under 022); rename it into place on success. On any exception the temporary file is
-    removed; on Ctrl-C or SIGTERM too (ch1.cli.handle_signals)."""
-    folder, name = os.path.split(path)  # as given, as ch1.cli.ensure_output_dir probed it: a relative path
-    tmp = os.path.join(folder, temporary_name(name))  # stays short in a folder deeper than PATH_MAX
-    temporary.add(tmp)
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        temporary.discard(tmp)
-
-
-def write_json(path, data):
-    with atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False)
-            f.write("\n")
-    return path
 
 
 def save_figure(fig, path, **kwargs):

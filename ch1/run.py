@@ -1,4 +1,4 @@
-"""The life of one listing's run: its command line, seeding, data, and what it leaves behind."""
+"""The life of one listing's run: seeding, data, and what it leaves behind (its command line: ch1.cli)."""
 
 import json
 import os
@@ -8,14 +8,11 @@ import time
 
 import keras
 
-from ch1 import device, outputs
-from ch1.cli import Parser, add_data_arg, ensure_output_dir, fail, positive_int, seed_number
-from ch1.data import TRAIN_SIZE, DataError, load_mnist
+from ch1 import device, files, outputs
+from ch1.cli import SMOKE_TEST, SMOKE_TRAIN, ensure_output_dir, fail
+from ch1.data import DataError, load_mnist
 from ch1.files import regular_file
 
-DEFAULT_SEED = 0
-SMOKE_TRAIN = 6000  # --smoke trains on the first 6,000 training images
-SMOKE_TEST = 2000  # and evaluates on the first 2,000 test images
 MAX_RUN_BYTES = 2**20  # a run's <name>.json: the listings' are a few kB
 
 
@@ -42,42 +39,6 @@ class EpochLog(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
-
-
-def add_smoke_arg(parser):
-    parser.add_argument("--smoke", action="store_true", help=f"quick check: 1 epoch on the first "
-                        f"{SMOKE_TRAIN:,} training and {SMOKE_TEST:,} test images")
-    return parser
-
-
-def parse_args(doc, argv, epochs, batch_size):
-    """A listing's command line; the defaults are the book's."""
-    parser = Parser(doc)
-    parser.add_argument("--epochs", type=positive_int, default=epochs, help="training epochs")
-    parser.add_argument("--batch-size", type=positive_int, default=batch_size, help="minibatch size")
-    parser.add_argument("--seed", type=seed_number, default=DEFAULT_SEED, help="random seed (same seed, same numbers)")
-    add_data_arg(parser)
-    parser.add_argument("--output-dir", metavar="DIR", default="outputs", help="where results are written")
-    add_smoke_arg(parser)
-    args = parser.parse_args(argv)
-    if args.smoke:
-        args.epochs = 1
-    images = SMOKE_TRAIN if args.smoke else TRAIN_SIZE
-    if args.batch_size > images:
-        parser.error(f"argument --batch-size: at most the {images:,} training images"
-                     f"{' of --smoke' if args.smoke else ''}, got {args.batch_size:,}")
-    return args
-
-
-def parse_sampler_args(doc, argv):
-    """Listing 1.3.1's command line: the sampler's seed, the data, where its figure goes."""
-    parser = Parser(doc)
-    parser.add_argument("--seed", type=seed_number, default=DEFAULT_SEED, help="random seed of the 25 digits")
-    add_data_arg(parser)
-    parser.add_argument("--output-dir", metavar="DIR", default="outputs", help="where mnist-samples.png is written")
-    args = parser.parse_args(argv)
-    args.smoke = False  # the sampler counts the whole of MNIST
-    return args
 
 
 def load_data(args):
@@ -149,7 +110,7 @@ class Run:
         self.written.append(outputs.plot_history(
             history, self.path("-history.png"),
             f"{self.name} (Listing {self.listing}): test accuracy {100 * test_accuracy:.2f}%"))
-        self.written.append(outputs.write_json(self.path(".json"), results))
+        self.written.append(files.write_json(self.path(".json"), results))
         print("Wrote " + ", ".join(self.written))
         return results
 
@@ -182,7 +143,7 @@ def save_model(model, path):
     """``model.save(path)``, atomically. Where that fails after training (the disk full, the folder gone):
     one line and exit 2, the trained model kept, under a new name, in the system's temporary folder."""
     try:
-        with outputs.atomic_path(path) as tmp:
+        with files.atomic_path(path) as tmp:
             model.save(tmp)
         return path
     except OSError as exc:
@@ -190,7 +151,7 @@ def save_model(model, path):
     stem = os.path.splitext(os.path.basename(path))[0]
     kept = os.path.join(tempfile.gettempdir(), f"{stem}-{secrets.token_hex(4)}.keras")
     try:
-        with outputs.atomic_path(kept) as tmp:
+        with files.atomic_path(kept) as tmp:
             model.save(tmp)
     except OSError:
         fail(f"{path}: cannot save the trained model ({why}), nor keep it in {tempfile.gettempdir()}")

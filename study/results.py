@@ -6,7 +6,7 @@
 import collections
 import os
 
-from ch1 import outputs
+from ch1 import files
 from study import cnn_study, sgd_study
 from study.records import read_discussion
 from study.report import (BATCH_SIZE, OFF_BY, book_budget, csv_table, markdown_table, matches, percent,
@@ -52,7 +52,7 @@ def other_budgets(records, smoke):
 
 
 def write_text(path, text):
-    with outputs.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             f.write(text)
 

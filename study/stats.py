@@ -1,8 +1,7 @@
-"""Means and spreads over seeds, and how the reports write and draw them. Nothing here imports Keras."""
+"""Means and spreads over seeds, and how the reports write and draw them. Nothing here imports Keras, nor
+matplotlib before a curve is drawn (reproduce.py reads its flags before either loads)."""
 
 import statistics
-
-from ch1 import outputs
 
 
 def mean(values):
@@ -24,13 +23,15 @@ def mean_std(mean, std, digits=2):
 def plot_curves(ax, histories, train, test):
     """Train and test accuracy (%) against epochs of each history, drawn with the ``ax.plot`` keywords
     ``train`` and ``test`` (their labels on the first history's lines only), on a grid of whole epochs."""
+    from ch1.outputs import whole_epochs
+
     for i, history in enumerate(histories):
         for key, style in (("accuracy", train), ("val_accuracy", test)):
             ax.plot(range(1, len(history[key]) + 1), [100 * a for a in history[key]],
                     **{**style, "label": style["label"] if i == 0 else None})
     ax.set_xlabel("epoch")
     ax.grid(alpha=0.3)
-    outputs.whole_epochs(ax)
+    whole_epochs(ax)
 
 
 def markdown(head, rows):

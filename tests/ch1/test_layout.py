@@ -2,10 +2,14 @@
 by a listing, and nothing else is there; no listing reaches up into the tools.
 
 Read from the sources' import statements (those inside functions too: what a listing imports when it
-runs), so no Keras is loaded to check it."""
+runs), so no Keras is loaded to check it. And every command reads its flags before it loads Keras."""
 
 import ast
 import os
+import subprocess
+import sys
+
+import pytest
 
 from tests.support import ROOT
 
@@ -65,3 +69,30 @@ def test_every_module_in_ch1_is_reached_from_the_listings_imports():
     present = {"ch1"} | {f"ch1.{name[:-3]}" for name in os.listdir(os.path.join(ROOT, "ch1"))
                          if name.endswith(".py") and name != "__init__.py"}
     assert reached == present  # every ch1 module, and nothing of study/ or your_digit/
+
+
+COMMANDS = LISTINGS + ("predict", "reproduce", "figures", "make_docs")  # what a reader types at the root
+BEFORE_KERAS = """
+import runpy, sys
+sys.argv = [sys.argv[1]] + sys.argv[2:]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+finally:
+    print(sorted(set(sys.modules) & {"keras", "tensorflow", "jax", "torch", "matplotlib"}))
+"""
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_and_a_mistyped_flag_answer_before_keras_loads(command):
+    """`--help` prints at once, and a mistyped flag exits 2 in one line: the flags are read before the
+    imports that load Keras and its backend (seconds) or matplotlib."""
+    script = os.path.join(ROOT, command + ".py")
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    shown = subprocess.run([sys.executable, "-c", BEFORE_KERAS, script, "--help"], capture_output=True, text=True,
+                           env=env, cwd=ROOT, timeout=60)
+    assert shown.returncode == 0 and shown.stdout.startswith(f"usage: {command}.py")
+    assert shown.stdout.splitlines()[-1] == "[]"
+    refused = subprocess.run([sys.executable, "-c", BEFORE_KERAS, script, "--no-such-flag"], capture_output=True,
+                             text=True, env=env, cwd=ROOT, timeout=60)
+    assert refused.returncode == 2 and refused.stdout == "[]\n"
+    assert refused.stderr.endswith(f"{command}.py: error: unrecognized arguments: --no-such-flag\n")

@@ -18,14 +18,15 @@ import pytest
 import cnn_mnist
 import mlp_mnist
 from ch1 import cli, outputs
-from ch1.run import Run, parse_args
+from ch1.cli import ListingParser
+from ch1.run import Run
 
 
 def run_on_64_images(argv, monkeypatch):
     """mlp-mnist's Run (``argv`` its flags) trained on 64 blank images, without Graphviz (a .dot): the
     model, and the run's finish (which writes its outputs)."""
     monkeypatch.setattr(outputs, "graphviz_available", lambda: False)
-    run = Run("mlp-mnist", "1.3.2", parse_args("", argv, epochs=1, batch_size=32))
+    run = Run("mlp-mnist", "1.3.2", ListingParser("", epochs=1, batch_size=32).parse_args(argv))
     model = mlp_mnist.build_model()
     run.plot_model(model)
     model.compile(loss="categorical_crossentropy", optimizer="sgd", metrics=["accuracy"])
@@ -127,7 +128,7 @@ def test_bad_output_folders_are_refused_before_training(tmp_path, monkeypatch, c
 ])
 def test_a_mistyped_flag_suggests_the_nearest(argv, hint, capsys):
     with pytest.raises(SystemExit) as exit_:
-        parse_args("", argv, epochs=20, batch_size=128)
+        ListingParser("", epochs=20, batch_size=128).parse_args(argv)
     assert exit_.value.code == 2
     assert capsys.readouterr().err.endswith(f": error: unrecognized arguments: {' '.join(argv)}{hint}\n")
 

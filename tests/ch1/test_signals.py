@@ -16,9 +16,9 @@ from tests.support import ROOT
 MID_SAVE = """
 import os, signal, sys
 sys.argv[0] = "save.py"
-from ch1 import cli, outputs
+from ch1 import cli, files
 cli.Parser("").parse_args([])  # every command parses its flags first: that installs the handlers
-with outputs.atomic_path(sys.argv[1]) as tmp:
+with files.atomic_path(sys.argv[1]) as tmp:
     with open(tmp, "w") as f:
         f.write("half a model")
     os.kill(os.getpid(), getattr(signal, sys.argv[2]))

@@ -13,7 +13,7 @@ import mlp_mnist
 import mnist_sampler
 import rnn_mnist
 from ch1.outputs import graphviz_available
-from ch1.run import SMOKE_TEST
+from ch1.cli import SMOKE_TEST
 from study.tables import LISTINGS
 
 LISTING_MODULES = {"mlp": mlp_mnist, "cnn": cnn_mnist, "rnn": rnn_mnist}

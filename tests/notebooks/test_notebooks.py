@@ -82,9 +82,9 @@ def calls(tree):
 
 
 def values(tree):
-    """`{name: code}` of the top-level assignments, but for the two the book takes from the data."""
+    """`{name: code}` of the top-level assignments, but for the two the book takes from the data and the parser."""
     return {s.targets[0].id: ast.unparse(s.value) for s in tree.body if isinstance(s, ast.Assign)
-            and isinstance(s.targets[0], ast.Name) and s.targets[0].id not in ("image_size", "num_labels")}
+            and isinstance(s.targets[0], ast.Name) and s.targets[0].id not in ("image_size", "num_labels", "parser")}
 
 
 def listing_code(module):
@@ -101,7 +101,7 @@ def listing_code(module):
         else:  # a local, `regularizer = None`, put where it is used
             defaults[stmt.targets[0].id] = stmt.value
     main = FromArgs().visit(functions["main"])
-    epochs = next(k.value for n in ast.walk(main) if isinstance(n, ast.Call) and ast.unparse(n.func) == "parse_args"
+    epochs = next(k.value for n in ast.walk(tree) if isinstance(n, ast.Call) and ast.unparse(n.func) == "ListingParser"
                   for k in n.keywords if k.arg == "epochs")
     return steps, calls(main), {**values(tree), "epochs": ast.unparse(epochs)}
 
