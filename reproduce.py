@@ -21,9 +21,8 @@ import signal
 import time
 
 from ch1 import quiet_startup
-from ch1.cli import SMOKE_TRAIN, Parser, add_data_arg, add_smoke_arg, at_interrupt, ensure_output_dir, fail, forget, \
-    positive_int, writable_output_file
-from ch1.data import TRAIN_SIZE
+from ch1.cli import Parser, add_data_arg, add_smoke_arg, at_interrupt, check_batch_size, ensure_output_dir, fail, \
+    forget, positive_int, writable_output_file
 from study import records, report
 from study.tables import SWEEPS, TABLES
 
@@ -79,12 +78,9 @@ def parse_args(argv):
     add_smoke_arg(parser)
     args = parser.parse_args(argv)
     args.tables = sorted(set(args.tables or TABLES))
-    images = SMOKE_TRAIN if args.smoke else TRAIN_SIZE
     if args.seeds > MAX_SEEDS:
         parser.error(f"argument --seeds: at most {MAX_SEEDS:,}, got {args.seeds:,}")
-    if args.batch_size > images:
-        parser.error(f"argument --batch-size: at most the {images:,} training images"
-                     f"{' of --smoke' if args.smoke else ''}, got {args.batch_size:,}")
+    check_batch_size(parser, args)
     for number, table_id in itertools.product(args.rows or (), args.tables):
         if number > len(SWEEPS[table_id].rows):
             parser.error(f"argument --row: Table {table_id} has {len(SWEEPS[table_id].rows)} rows, not {number}")

@@ -138,11 +138,16 @@ class ListingParser(Parser):
         args = super().parse_args(args, namespace)
         if args.smoke:
             args.epochs = 1
-        images = SMOKE_TRAIN if args.smoke else TRAIN_SIZE
-        if args.batch_size > images:
-            self.error(f"argument --batch-size: at most the {images:,} training images"
-                       f"{' of --smoke' if args.smoke else ''}, got {args.batch_size:,}")
+        check_batch_size(self, args)
         return args
+
+
+def check_batch_size(parser, args):
+    """--batch-size at most the training images of the run (--smoke: its subset); else the parser's error."""
+    images = SMOKE_TRAIN if args.smoke else TRAIN_SIZE
+    if args.batch_size > images:
+        parser.error(f"argument --batch-size: at most the {images:,} training images"
+                     f"{' of --smoke' if args.smoke else ''}, got {args.batch_size:,}")
 
 
 def sampler_parser(doc):
